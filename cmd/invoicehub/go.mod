@@ -1,0 +1,3 @@
+module github.com/invoicehub/invoicehub/cmd/invoicehub
+
+go 1.26

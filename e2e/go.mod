@@ -1,0 +1,3 @@
+module github.com/invoicehub/invoicehub/e2e
+
+go 1.26

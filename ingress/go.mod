@@ -1,0 +1,3 @@
+module github.com/invoicehub/invoicehub/ingress
+
+go 1.26

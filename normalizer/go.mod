@@ -1,0 +1,3 @@
+module github.com/invoicehub/invoicehub/normalizer
+
+go 1.26
