@@ -1,0 +1,174 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFixturesRoundTripAndValidate decodes every canonical fixture into the
+// Go types, encodes it again, and validates the result: the types lose
+// nothing and produce schema-valid JSON.
+func TestFixturesRoundTripAndValidate(t *testing.T) {
+	files, err := filepath.Glob("testdata/events/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Validate(raw); err != nil {
+				t.Fatalf("fixture itself is invalid: %v", err)
+			}
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.DisallowUnknownFields()
+			var data EventData
+			if err := dec.Decode(&data); err != nil {
+				t.Fatal(err)
+			}
+			out, err := Marshal(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !jsonEqual(t, raw, out) {
+				t.Fatalf("round trip changed the event:\n got %s\nwant %s", out, raw)
+			}
+		})
+	}
+}
+
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// TestSchemaRejects mutates a valid fixture into each kind of contract
+// breach and expects the schema to refuse it.
+func TestSchemaRejects(t *testing.T) {
+	base, err := os.ReadFile("testdata/events/qonto-paid.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(doc map[string]any)
+	}{
+		{"money as JSON number", func(d map[string]any) { totals(d)["total"] = 108.0 }},
+		{"money with comma", func(d map[string]any) { totals(d)["total"] = "108,00" }},
+		{"money with exponent", func(d map[string]any) { totals(d)["total"] = "1.08e2" }},
+		{"payment amount as number", func(d map[string]any) {
+			d["payment"] = map[string]any{"amount": 5, "currency": "EUR"}
+		}},
+		{"line unit price as number", func(d map[string]any) {
+			invoice(d)["lines"].([]any)[0].(map[string]any)["unit_price"] = 50
+		}},
+		{"unknown status", func(d map[string]any) { invoice(d)["status"] = "overdue" }},
+		{"unknown kind", func(d map[string]any) { d["event"].(map[string]any)["kind"] = "refunded" }},
+		{"lower-case currency", func(d map[string]any) { invoice(d)["currency"] = "eur" }},
+		{"missing totals", func(d map[string]any) { delete(invoice(d), "totals") }},
+		{"missing due", func(d map[string]any) { delete(totals(d), "due") }},
+		{"extra field", func(d map[string]any) { invoice(d)["amount"] = "1.00" }},
+		{"wrong schema version", func(d map[string]any) { d["schema_version"] = "2" }},
+		{"bad date", func(d map[string]any) { invoice(d)["issue_date"] = "01/03/2022" }},
+		{"bad date-time", func(d map[string]any) { invoice(d)["paid_at"] = "yesterday" }},
+		{"raw ref sequence zero", func(d map[string]any) { invoice(d)["raw_ref"].(map[string]any)["sequence"] = 0 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var doc map[string]any
+			if err := json.Unmarshal(base, &doc); err != nil {
+				t.Fatal(err)
+			}
+			tt.mutate(doc)
+			raw, _ := json.Marshal(doc)
+			if err := Validate(raw); err == nil {
+				t.Fatalf("schema accepted %s", raw)
+			}
+		})
+	}
+}
+
+func invoice(d map[string]any) map[string]any { return d["invoice"].(map[string]any) }
+func totals(d map[string]any) map[string]any  { return invoice(d)["totals"].(map[string]any) }
+
+// TestGoTypesMatchSchema walks the Go types and the schema side by side: each
+// struct has exactly the properties of its schema object, and required
+// properties are never omitempty.
+func TestGoTypesMatchSchema(t *testing.T) {
+	var schema map[string]any
+	if err := json.Unmarshal(SchemaJSON, &schema); err != nil {
+		t.Fatal(err)
+	}
+	defs := schema["$defs"].(map[string]any)
+	pairs := map[reflect.Type]map[string]any{
+		reflect.TypeFor[EventData]():   schema,
+		reflect.TypeFor[EventInfo]():   defs["event"].(map[string]any),
+		reflect.TypeFor[Invoice]():     defs["invoice"].(map[string]any),
+		reflect.TypeFor[Party]():       defs["party"].(map[string]any),
+		reflect.TypeFor[Address]():     defs["address"].(map[string]any),
+		reflect.TypeFor[Totals]():      defs["totals"].(map[string]any),
+		reflect.TypeFor[TaxSubtotal](): defs["tax_subtotal"].(map[string]any),
+		reflect.TypeFor[Line]():        defs["line"].(map[string]any),
+		reflect.TypeFor[Period]():      defs["period"].(map[string]any),
+		reflect.TypeFor[Note]():        defs["memo_field"].(map[string]any),
+		reflect.TypeFor[Payment]():     defs["payment"].(map[string]any),
+		reflect.TypeFor[RawRef]():      defs["raw_ref"].(map[string]any),
+	}
+	for typ, obj := range pairs {
+		props := obj["properties"].(map[string]any)
+		var required []string
+		if r, ok := obj["required"].([]any); ok {
+			for _, name := range r {
+				required = append(required, name.(string))
+			}
+		}
+		var goNames []string
+		for field := range typ.Fields() {
+			name, opts, _ := strings.Cut(field.Tag.Get("json"), ",")
+			goNames = append(goNames, name)
+			if _, ok := props[name]; !ok {
+				t.Errorf("%s.%s: json %q is not in the schema", typ.Name(), field.Name, name)
+			}
+			if slices.Contains(required, name) && strings.Contains(opts, "omitempty") {
+				t.Errorf("%s.%s: required by the schema but omitempty", typ.Name(), field.Name)
+			}
+		}
+		for name := range props {
+			if !slices.Contains(goNames, name) {
+				t.Errorf("%s: schema property %q has no Go field", typ.Name(), name)
+			}
+		}
+	}
+}
+
+func TestKindEventType(t *testing.T) {
+	if got := KindPaymentReceived.EventType(); got != "com.invoicehub.invoice.payment_received.v1" {
+		t.Fatalf("got %q", got)
+	}
+	if len(Kinds) != 7 {
+		t.Fatalf("Kinds has %d entries", len(Kinds))
+	}
+}
+
+func TestMarshalRefusesInvalid(t *testing.T) {
+	d := EventData{SchemaVersion: SchemaVersion, Event: EventInfo{Kind: "bogus", OccurredAt: time.Unix(0, 0).UTC()}}
+	if _, err := Marshal(d); err == nil {
+		t.Fatal("Marshal accepted an invalid event")
+	}
+}
