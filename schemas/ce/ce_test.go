@@ -1,0 +1,189 @@
+package ce
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoicehub/invoicehub/schemas"
+	"github.com/invoicehub/invoicehub/schemas/jstest"
+	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/schemas/subject"
+)
+
+// An odd but valid body: the archive must keep its exact bytes.
+var oddBody = []byte("{ \"id\" :\"e-1\",\n\t\"amount\": 0.10 , \"name\":\"caf\u00e9 \\u00e9\" }\n")
+
+func rawEvent(t *testing.T, id string, body []byte) Raw {
+	t.Helper()
+	return Raw{
+		Provider: "qonto", Source: "acme", Type: "com.qonto.client_invoices.created", ID: id,
+		Time: time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC), Body: body, VerifiedKey: 1, ClockSkew: -1500 * time.Millisecond,
+	}
+}
+
+func TestRawRoundTripKeepsBodyBytes(t *testing.T) {
+	e, err := NewRaw(rawEvent(t, "e-1", oddBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := ToMsg(t.Context(), subject.Webhook("qonto", "acme"), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHeaders := map[string]string{
+		"ce-id": "e-1", "ce-source": "/webhooks/qonto/acme", "ce-type": "com.qonto.client_invoices.created",
+		"ce-specversion": "1.0", "ce-time": "2024-01-01T12:00:00Z", "ce-datacontenttype": "application/json",
+		"ce-provider": "qonto", "ce-sourceid": "acme", "ce-verifiedkey": "1", "ce-clockskewms": "-1500",
+		jetstream.MsgIDHeader: "e-1",
+	}
+	for k, want := range wantHeaders {
+		if got := msg.Header.Get(k); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
+	}
+	if !bytes.Equal(msg.Data, oddBody) {
+		t.Fatalf("body changed:\n got %q\nwant %q", msg.Data, oddBody)
+	}
+	back, err := FromMsg(t.Context(), msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back.Data(), oddBody) || back.ID() != "e-1" || StringExtension(back, ExtVerifiedKey) != "1" {
+		t.Fatalf("decoded %v with body %q", back, back.Data())
+	}
+}
+
+func TestPublishDeduplicatesAndKeepsBytes(t *testing.T) {
+	_, js := jstest.Run(t).Connect(t)
+	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewRaw(rawEvent(t, "e-dup", oddBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := subject.Webhook("qonto", "acme")
+	first, err := Publish(t.Context(), js, subj, e)
+	if err != nil || first.Duplicate {
+		t.Fatalf("first publish: %+v %v", first, err)
+	}
+	second, err := Publish(t.Context(), js, subj, e)
+	if err != nil || !second.Duplicate || second.Sequence != first.Sequence {
+		t.Fatalf("second publish: %+v %v", second, err)
+	}
+	s, _ := js.Stream(t.Context(), stream.Webhooks)
+	stored, err := s.GetMsg(t.Context(), first.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stored.Data, oddBody) {
+		t.Fatalf("stored body changed: %q", stored.Data)
+	}
+	info, _ := s.Info(t.Context())
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages, want 1", info.State.Msgs)
+	}
+}
+
+func TestCanonicalEvent(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/events/qonto-paid.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d schemas.EventData
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	seq := Sequence(*d.Invoice.RemoteUpdatedAt)
+	e, err := NewCanonical(d, "raw-1", seq, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := NewCanonical(d, "raw-1", seq, "")
+	if e.ID() != again.ID() {
+		t.Fatal("canonical id is not deterministic")
+	}
+	if other := CanonicalID("qonto", "acme", "raw-1", schemas.KindUpdated); other == e.ID() {
+		t.Fatal("kinds share an id")
+	}
+	if e.Type() != "com.invoicehub.invoice.paid.v1" || e.Subject() != d.Invoice.ID || e.DataSchema() != schemas.SchemaURL {
+		t.Fatalf("attributes: %s", e.String())
+	}
+	msg, err := ToMsg(t.Context(), subject.Invoice("paid", "qonto", "acme"), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := FromMsg(t.Context(), msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ParseSequence(back); err != nil || got != seq {
+		t.Fatalf("sequence = %d, %v; want %d", got, err, seq)
+	}
+	if err := schemas.Validate(back.Data()); err != nil {
+		t.Fatal(err)
+	}
+	d.Event.Kind = "bogus"
+	if _, err := NewCanonical(d, "raw-1", seq, ""); err == nil {
+		t.Fatal("NewCanonical accepted schema-invalid data")
+	}
+}
+
+func TestFromMsgRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  *nats.Msg
+		want error
+	}{
+		{"no headers", &nats.Msg{Data: []byte("{}")}, ErrNotCloudEvent},
+		{"structured mode", &nats.Msg{Header: nats.Header{"content-type": {"application/cloudevents+json"}}, Data: []byte(`{"specversion":"1.0"}`)}, ErrNotCloudEvent},
+		{"missing id", &nats.Msg{Header: nats.Header{"ce-specversion": {"1.0"}, "ce-source": {"/x"}, "ce-type": {"t"}}}, nil},
+		{"bad specversion", &nats.Msg{Header: nats.Header{"ce-specversion": {"9.9"}, "ce-id": {"1"}, "ce-source": {"/x"}, "ce-type": {"t"}}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := FromMsg(t.Context(), tt.msg)
+			if err == nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestProviderHeaders(t *testing.T) {
+	h := nats.Header{"provider-x-event-type": {"InvoiceSent"}, "ce-id": {"1"}}
+	got := ProviderHeaders(h)
+	if len(got) != 1 || got["x-event-type"] != "InvoiceSent" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func FuzzFromMsg(f *testing.F) {
+	f.Add("1.0", "id-1", "/webhooks/qonto/acme", "com.qonto.client_invoices.created", "2024-01-01T00:00:00Z", []byte(`{}`))
+	f.Add("1.0", "", "", "", "not a time", []byte{0xff})
+	f.Fuzz(func(t *testing.T, spec, id, source, typ, tm string, data []byte) {
+		msg := &nats.Msg{Header: nats.Header{
+			"ce-specversion": {spec}, "ce-id": {id}, "ce-source": {source}, "ce-type": {typ}, "ce-time": {tm},
+		}, Data: data}
+		e, err := FromMsg(t.Context(), msg)
+		if err != nil {
+			return
+		}
+		// Whatever decodes re-encodes and decodes to the same event.
+		out, err := ToMsg(t.Context(), "x", *e)
+		if err != nil {
+			t.Fatalf("decoded event does not re-encode: %v", err)
+		}
+		again, err := FromMsg(t.Context(), out)
+		if err != nil || again.ID() != e.ID() || !bytes.Equal(again.Data(), e.Data()) {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}

@@ -1,0 +1,53 @@
+// Package jstest runs an embedded JetStream server for tests, so the
+// integration tests of every module run on any machine with Go.
+package jstest
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	natstest "github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Server is a running embedded JetStream server.
+type Server struct {
+	*server.Server
+	StoreDir string
+}
+
+// Run starts a JetStream server on a free loopback port with its store in a
+// temporary directory; it is shut down when the test ends.
+func Run(t testing.TB) *Server {
+	t.Helper()
+	return RunIn(t, t.TempDir())
+}
+
+// RunIn starts a JetStream server storing under dir, so a test can restart
+// a server on the same data.
+func RunIn(t testing.TB, dir string) *Server {
+	t.Helper()
+	opts := natstest.DefaultTestOptions
+	opts.Port = -1
+	opts.JetStream = true
+	opts.StoreDir = dir
+	srv := natstest.RunServer(&opts)
+	t.Cleanup(srv.Shutdown)
+	return &Server{Server: srv, StoreDir: dir}
+}
+
+// Connect opens a client connection closed when the test ends.
+func (s *Server) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatalf("jstest: connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jstest: jetstream: %v", err)
+	}
+	return nc, js
+}

@@ -1,0 +1,123 @@
+// Package stream declares invoicehub's JetStream streams and creates or
+// updates them idempotently.
+//
+//	WEBHOOKS  webhooks.>     raw webhooks, body byte-for-byte (the archive)
+//	INVOICES  invoices.v1.>  canonical invoice events
+//	DLQ       dlq.>          dead letters with their reason
+//
+// All three use file storage and limits retention; WEBHOOKS and INVOICES
+// drop a repeated Nats-Msg-Id inside the duplicate window.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoicehub/invoicehub/schemas/subject"
+)
+
+// Stream names.
+const (
+	Webhooks = "WEBHOOKS"
+	Invoices = "INVOICES"
+	DLQ      = "DLQ"
+)
+
+// Config sizes the streams. The zero value of a field means its default.
+type Config struct {
+	// Replicas per stream: 1 on a single server, 3 in a cluster. Default 1.
+	Replicas int
+	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id. Default 2m.
+	DuplicateWindow time.Duration
+	// WebhooksMaxAge keeps raw webhooks long enough to re-normalize history. Default 30 days.
+	WebhooksMaxAge time.Duration
+	// InvoicesMaxAge keeps canonical events. Default 30 days.
+	InvoicesMaxAge time.Duration
+	// DLQMaxAge keeps dead letters. Default 90 days.
+	DLQMaxAge time.Duration
+	// Memory stores streams in memory instead of files; for tests only.
+	Memory bool
+}
+
+const day = 24 * time.Hour
+
+func (c Config) withDefaults() Config {
+	c.Replicas = cmp(c.Replicas, 1)
+	c.DuplicateWindow = cmp(c.DuplicateWindow, 2*time.Minute)
+	c.WebhooksMaxAge = cmp(c.WebhooksMaxAge, 30*day)
+	c.InvoicesMaxAge = cmp(c.InvoicesMaxAge, 30*day)
+	c.DLQMaxAge = cmp(c.DLQMaxAge, 90*day)
+	return c
+}
+
+func cmp[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func (c Config) storage() jetstream.StorageType {
+	if c.Memory {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+// Configs returns the three stream configurations.
+func (c Config) Configs() []jetstream.StreamConfig {
+	c = c.withDefaults()
+	return []jetstream.StreamConfig{
+		{
+			Name:        Webhooks,
+			Description: "invoicehub raw webhooks, body byte-for-byte as received",
+			Subjects:    []string{subject.WebhooksRoot + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     c.storage(),
+			Replicas:    c.Replicas,
+			MaxAge:      c.WebhooksMaxAge,
+			Duplicates:  c.DuplicateWindow,
+			Discard:     jetstream.DiscardOld,
+		},
+		{
+			Name:        Invoices,
+			Description: "invoicehub canonical invoice events",
+			Subjects:    []string{subject.InvoicesRoot + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     c.storage(),
+			Replicas:    c.Replicas,
+			MaxAge:      c.InvoicesMaxAge,
+			Duplicates:  c.DuplicateWindow,
+			Discard:     jetstream.DiscardOld,
+		},
+		{
+			Name:        DLQ,
+			Description: "invoicehub dead letters: the original message and why it failed",
+			Subjects:    []string{subject.DLQRoot + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     c.storage(),
+			Replicas:    c.Replicas,
+			MaxAge:      c.DLQMaxAge,
+			Duplicates:  c.DuplicateWindow,
+			Discard:     jetstream.DiscardOld,
+		},
+	}
+}
+
+// Ensure creates the streams or updates them to cfg. It is idempotent and
+// safe to call from every process at start; it returns the joined errors of
+// the streams it could not create or update.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	var errs []error
+	for _, sc := range cfg.Configs() {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			errs = append(errs, fmt.Errorf("stream: ensure %s: %w", sc.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

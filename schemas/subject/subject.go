@@ -1,0 +1,86 @@
+// Package subject builds the NATS subjects of invoicehub's wire contract:
+//
+//	webhooks.<provider>.<source>                 raw webhooks (stream WEBHOOKS)
+//	invoices.v1.<kind>.<provider>.<source>       canonical events (stream INVOICES)
+//	dlq.<stage>.<consumer>                       dead letters (stream DLQ)
+//
+// Every variable token is escaped with Token, so a value can never add a
+// level or a wildcard to a subject.
+package subject
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Roots of the three subject spaces.
+const (
+	WebhooksRoot = "webhooks"
+	InvoicesRoot = "invoices.v1"
+	DLQRoot      = "dlq"
+)
+
+// Token escapes s into a single subject token. Letters, digits, '-' and '_'
+// stay as they are; every other byte (including '.', '*', '>', whitespace and
+// '%' itself) becomes %XX with upper-case hex, the way URLs escape. The empty
+// string becomes a lone "%", which no escape produces, so a token is never
+// empty and Token is injective: distinct inputs give distinct tokens.
+func Token(s string) string {
+	if s == "" {
+		return "%"
+	}
+	if isPlain(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if plainByte(c) {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
+func isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !plainByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func plainByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// Webhook returns webhooks.<provider>.<source>.
+func Webhook(provider, source string) string {
+	return WebhooksRoot + "." + Token(provider) + "." + Token(source)
+}
+
+// Invoice returns invoices.v1.<kind>.<provider>.<source>.
+func Invoice(kind, provider, source string) string {
+	return InvoicesRoot + "." + Token(kind) + "." + Token(provider) + "." + Token(source)
+}
+
+// DeadLetter returns dlq.<stage>.<consumer>.
+func DeadLetter(stage, consumer string) string {
+	return DLQRoot + "." + Token(stage) + "." + Token(consumer)
+}
+
+// InvoiceFilter returns a filter over canonical subjects; an empty argument
+// matches any value ("*"). InvoiceFilter("paid", "", "") is invoices.v1.paid.*.*.
+func InvoiceFilter(kind, provider, source string) string {
+	return InvoicesRoot + "." + wildcard(kind) + "." + wildcard(provider) + "." + wildcard(source)
+}
+
+func wildcard(s string) string {
+	if s == "" {
+		return "*"
+	}
+	return Token(s)
+}
