@@ -1,0 +1,399 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoicehub/invoicehub/schemas/jstest"
+	"github.com/invoicehub/invoicehub/schemas/stream"
+)
+
+var testLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+
+type fixture struct {
+	js  jetstream.JetStream
+	srv *jstest.Server
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	srv := jstest.Run(t)
+	_, js := srv.Connect(t)
+	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{js: js, srv: srv}
+}
+
+func (f *fixture) publish(t *testing.T, id string) uint64 {
+	t.Helper()
+	msg := &nats.Msg{Subject: "invoices.v1.paid.qonto.acme", Header: nats.Header{"ce-id": {id}, jetstream.MsgIDHeader: {id}}, Data: []byte(id)}
+	ack, err := f.js.PublishMsg(t.Context(), msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+func testConfig(id string) Config {
+	return Config{
+		Stage: "sink", ID: id, Stream: stream.Invoices, Concurrency: 2, MaxAttempts: 3,
+		AckWait: 2 * time.Second, AttemptTimeout: 5 * time.Second,
+		Backoff: Backoff{Base: 10 * time.Millisecond, Max: 40 * time.Millisecond},
+	}
+}
+
+// start runs the adapter until the test ends, or until stop is called.
+func (f *fixture) start(t *testing.T, cfg Config, h Handler) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, f.js, cfg, h, testLog) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	jstest.Eventually(t, 5*time.Second, "consumer created", func() bool {
+		_, err := f.js.Consumer(t.Context(), cfg.Stream, cfg.Durable())
+		return err == nil
+	})
+	return stop
+}
+
+func (f *fixture) deadLetters(t *testing.T, subj string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	s, err := f.js.Stream(t.Context(), stream.DLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err == nil && m.Subject == subj {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (f *fixture) pending(t *testing.T, durable string) (ackPending int, numPending uint64) {
+	t.Helper()
+	c, err := f.js.Consumer(t.Context(), stream.Invoices, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.NumAckPending, info.NumPending
+}
+
+func TestSuccessAcks(t *testing.T) {
+	f := newFixture(t)
+	var calls atomic.Int32
+	cfg := testConfig("ok")
+	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+		if string(d.Data) != d.Header.Get("ce-id") || d.Stream != stream.Invoices || d.Attempt != 1 {
+			return Permanent(fmt.Errorf("bad delivery %+v", d))
+		}
+		calls.Add(1)
+		return nil
+	})
+	for i := range 20 {
+		f.publish(t, "ok-"+strconv.Itoa(i))
+	}
+	jstest.Eventually(t, 5*time.Second, "20 deliveries acked", func() bool {
+		ack, pending := f.pending(t, cfg.Durable())
+		return calls.Load() == 20 && ack == 0 && pending == 0
+	})
+	if n := len(f.deadLetters(t, cfg.DeadLetterSubject())); n != 0 {
+		t.Fatalf("%d dead letters", n)
+	}
+}
+
+func TestTransientRetriesHonourRetryAfter(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	var attempts []time.Time
+	const wait = 300 * time.Millisecond
+	cfg := testConfig("retry")
+	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts = append(attempts, time.Now())
+		if d.Attempt < 3 {
+			return RetryAfter(errors.New("busy"), wait)
+		}
+		return nil
+	})
+	f.publish(t, "r-1")
+	jstest.Eventually(t, 5*time.Second, "third attempt succeeds", func() bool {
+		ack, pending := f.pending(t, cfg.Durable())
+		mu.Lock()
+		defer mu.Unlock()
+		return len(attempts) == 3 && ack == 0 && pending == 0
+	})
+	for i := 1; i < 3; i++ {
+		if gap := attempts[i].Sub(attempts[i-1]); gap < wait {
+			t.Errorf("retry %d came after %v, before the Retry-After of %v", i, gap, wait)
+		}
+	}
+}
+
+func TestPermanentGoesToDLQAndStreamFlows(t *testing.T) {
+	f := newFixture(t)
+	var good atomic.Int32
+	cfg := testConfig("perm")
+	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+		if string(d.Data) == "bad" {
+			return Permanent(errors.New("cannot map"))
+		}
+		good.Add(1)
+		return nil
+	})
+	badSeq := f.publish(t, "bad")
+	f.publish(t, "good-1")
+	f.publish(t, "good-2")
+	jstest.Eventually(t, 5*time.Second, "dead letter and both good messages", func() bool {
+		return len(f.deadLetters(t, cfg.DeadLetterSubject())) == 1 && good.Load() == 2
+	})
+	dl := f.deadLetters(t, cfg.DeadLetterSubject())[0]
+	want := map[string]string{
+		HeaderErrorClass: ClassPermanent, HeaderAttempts: "1", HeaderStream: stream.Invoices,
+		HeaderStreamSeq: strconv.FormatUint(badSeq, 10), HeaderSubject: "invoices.v1.paid.qonto.acme",
+		HeaderConsumer: "sink-perm", "ce-id": "bad",
+	}
+	for k, v := range want {
+		if got := dl.Header.Get(k); got != v {
+			t.Errorf("dead letter header %s = %q, want %q", k, got, v)
+		}
+	}
+	if string(dl.Data) != "bad" || dl.Header.Get(HeaderReason) == "" || dl.Header.Get(HeaderFirstFailure) == "" {
+		t.Errorf("dead letter: %q %v", dl.Data, dl.Header)
+	}
+	jstest.Eventually(t, 5*time.Second, "bad message terminated", func() bool {
+		ack, _ := f.pending(t, cfg.Durable())
+		return ack == 0
+	})
+}
+
+func TestExhaustedAfterMaxAttempts(t *testing.T) {
+	f := newFixture(t)
+	var calls atomic.Int32
+	cfg := testConfig("exhaust")
+	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+		calls.Add(1)
+		return errors.New("downstream down")
+	})
+	f.publish(t, "x")
+	jstest.Eventually(t, 5*time.Second, "dead-lettered as exhausted", func() bool {
+		return len(f.deadLetters(t, cfg.DeadLetterSubject())) == 1
+	})
+	dl := f.deadLetters(t, cfg.DeadLetterSubject())[0]
+	if dl.Header.Get(HeaderErrorClass) != ClassExhausted || dl.Header.Get(HeaderAttempts) != "3" {
+		t.Fatalf("headers %v", dl.Header)
+	}
+	first, _ := time.Parse(time.RFC3339Nano, dl.Header.Get(HeaderFirstFailure))
+	last, _ := time.Parse(time.RFC3339Nano, dl.Header.Get(HeaderLastFailure))
+	if !first.Before(last) {
+		t.Errorf("first failure %v not before last %v", first, last)
+	}
+	if calls.Load() != 3 {
+		t.Fatalf("%d attempts, want 3", calls.Load())
+	}
+}
+
+func TestPanicIsRecoveredAndRetried(t *testing.T) {
+	f := newFixture(t)
+	var calls atomic.Int32
+	cfg := testConfig("panic")
+	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+		if calls.Add(1) == 1 {
+			panic("boom")
+		}
+		return nil
+	})
+	f.publish(t, "p")
+	jstest.Eventually(t, 5*time.Second, "retried after panic", func() bool {
+		ack, pending := f.pending(t, cfg.Durable())
+		return calls.Load() == 2 && ack == 0 && pending == 0
+	})
+}
+
+func TestRetrySurvivesRestart(t *testing.T) {
+	f := newFixture(t)
+	cfg := testConfig("restart")
+	var first atomic.Int32
+	stop := f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+		first.Add(1)
+		return RetryAfter(errors.New("come back later"), 700*time.Millisecond)
+	})
+	f.publish(t, "later")
+	jstest.Eventually(t, 5*time.Second, "first attempt failed", func() bool { return first.Load() == 1 })
+	stop() // the process dies while the message waits out its delay
+
+	delivered := make(chan uint64, 1)
+	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+		delivered <- d.Attempt
+		return nil
+	})
+	select {
+	case attempt := <-delivered:
+		if attempt != 2 {
+			t.Fatalf("redelivered as attempt %d, want 2", attempt)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("message not redelivered after restart")
+	}
+}
+
+func TestConcurrencyIsBounded(t *testing.T) {
+	f := newFixture(t)
+	cfg := testConfig("bounded")
+	cfg.Concurrency = 3
+	var cur, peak, done atomic.Int32
+	release := make(chan struct{})
+	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+		n := cur.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-release
+		cur.Add(-1)
+		done.Add(1)
+		return nil
+	})
+	for i := range 10 {
+		f.publish(t, "c-"+strconv.Itoa(i))
+	}
+	jstest.Eventually(t, 5*time.Second, "three deliveries in flight", func() bool { return cur.Load() == 3 })
+	close(release)
+	jstest.Eventually(t, 5*time.Second, "all delivered", func() bool { return done.Load() == 10 })
+	if peak.Load() != 3 {
+		t.Fatalf("peak concurrency %d, want 3", peak.Load())
+	}
+}
+
+func TestSlowHandlerKeptAliveWithInProgress(t *testing.T) {
+	f := newFixture(t)
+	cfg := testConfig("slow")
+	cfg.AckWait = 600 * time.Millisecond
+	var calls atomic.Int32
+	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+		calls.Add(1)
+		select { // three AckWaits of work
+		case <-time.After(3 * cfg.AckWait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return nil
+	})
+	f.publish(t, "slow")
+	jstest.Eventually(t, 10*time.Second, "slow delivery acked", func() bool {
+		ack, pending := f.pending(t, cfg.Durable())
+		return calls.Load() >= 1 && ack == 0 && pending == 0
+	})
+	if calls.Load() != 1 {
+		t.Fatalf("redelivered while in progress: %d calls", calls.Load())
+	}
+}
+
+func TestShutdownDrainsInFlight(t *testing.T) {
+	f := newFixture(t)
+	cfg := testConfig("drain")
+	started := make(chan struct{})
+	var finished atomic.Bool
+	stop := f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+		close(started)
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		finished.Store(true)
+		return nil
+	})
+	f.publish(t, "d")
+	<-started
+	stop()
+	if !finished.Load() {
+		t.Fatal("shutdown did not wait for the delivery in flight")
+	}
+	if ack, pending := f.pending(t, cfg.Durable()); ack != 0 || pending != 0 {
+		t.Fatalf("after drain: %d unacked, %d pending", ack, pending)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	err := Run(t.Context(), nil, Config{}, nil, testLog)
+	if err == nil {
+		t.Fatal("empty config accepted")
+	}
+	cc := testConfig("x").ConsumerConfig()
+	if cc.MaxDeliver != 3+DeadLetterRetries || cc.Durable != "sink-x" || cc.AckPolicy != jetstream.AckExplicitPolicy {
+		t.Fatalf("consumer config %+v", cc)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := Backoff{Base: 100 * time.Millisecond, Max: time.Second, MaxRetryAfter: 5 * time.Second}
+	tests := []struct {
+		attempt uint64
+		hint    time.Duration
+		ceiling time.Duration
+		exact   bool
+	}{
+		{1, 0, 100 * time.Millisecond, false},
+		{2, 0, 200 * time.Millisecond, false},
+		{4, 0, 800 * time.Millisecond, false},
+		{5, 0, time.Second, false},
+		{200, 0, time.Second, false},
+		{1, 2 * time.Second, 2 * time.Second, true},
+		{1, time.Hour, 5 * time.Second, true},
+	}
+	for _, tt := range tests {
+		for range 100 {
+			d := b.Delay(tt.attempt, tt.hint)
+			if d < 0 || d > tt.ceiling || tt.exact && d != tt.ceiling {
+				t.Fatalf("Delay(%d, %v) = %v, ceiling %v", tt.attempt, tt.hint, d, tt.ceiling)
+			}
+		}
+	}
+}
+
+func TestErrorClassification(t *testing.T) {
+	base := errors.New("x")
+	if !IsPermanent(fmt.Errorf("wrapped: %w", Permanent(base))) || IsPermanent(base) {
+		t.Fatal("IsPermanent")
+	}
+	if Permanent(nil) != nil || RetryAfter(nil, time.Second) != nil {
+		t.Fatal("nil errors must stay nil")
+	}
+	if d, ok := RetryAfterHint(fmt.Errorf("w: %w", RetryAfter(base, 3*time.Second))); !ok || d != 3*time.Second {
+		t.Fatal("RetryAfterHint")
+	}
+	if !errors.Is(Permanent(base), base) || !errors.Is(RetryAfter(base, 1), base) {
+		t.Fatal("wrappers must unwrap")
+	}
+}
