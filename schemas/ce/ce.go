@@ -76,11 +76,6 @@ func FromMsg(ctx context.Context, msg *nats.Msg) (*event.Event, error) {
 	return e, nil
 }
 
-// FromJetStream decodes a CloudEvent delivered by a JetStream consumer.
-func FromJetStream(ctx context.Context, m jetstream.Msg) (*event.Event, error) {
-	return FromMsg(ctx, &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-}
-
 // Publish encodes e and publishes it to JetStream, waiting for the PubAck.
 // A repeat of an id inside the stream's duplicate window is acknowledged
 // with PubAck.Duplicate set and stored once.

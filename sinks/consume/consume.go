@@ -51,6 +51,11 @@ type Delivery struct {
 	Stored time.Time
 }
 
+// Msg returns the delivery as a NATS message, for decoding.
+func (d Delivery) Msg() *nats.Msg {
+	return &nats.Msg{Subject: d.Subject, Header: d.Header, Data: d.Data}
+}
+
 // Handler processes one delivery. See the package comment for what its
 // error means. ctx ends at the attempt timeout.
 type Handler func(ctx context.Context, d Delivery) error

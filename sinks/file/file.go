@@ -1,0 +1,169 @@
+// Package file is the JSON-lines sink: each canonical event is appended to
+// a file as one structured-mode CloudEvent (JSON) per line.
+//
+// Options: path (required); fsync, "always" (default) or "never".
+//
+//   - always: the line is fsynced before Deliver returns, so an acked event
+//     survives a power cut. One fsync per event bounds throughput by the disk.
+//   - never: lines reach the OS page cache only; a crash of the machine (not
+//     of the process) can lose acked events. For dev and throwaway files.
+//
+// The sink is idempotent by event id: at open it reads the ids already in
+// the file, and a redelivered id is not written twice. A torn last line (the
+// process died mid-write, before the ack) is cut off at open; that event is
+// redelivered and written whole.
+package file
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/invoicehub/invoicehub/sinks"
+)
+
+// SyncPolicy says when written lines are fsynced.
+type SyncPolicy string
+
+// The sync policies.
+const (
+	SyncAlways SyncPolicy = "always"
+	SyncNever  SyncPolicy = "never"
+)
+
+// Sink appends events to a JSON-lines file.
+type Sink struct {
+	mu     sync.Mutex
+	f      *os.File
+	policy SyncPolicy
+	seen   map[string]struct{}
+	size   int64 // bytes of whole lines; a failed write is cut back to it
+}
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// Factory builds a file sink from options path and fsync.
+func Factory(_ context.Context, opts sinks.Options) (sinks.Sink, error) {
+	policy := SyncPolicy(opts["fsync"])
+	if policy == "" {
+		policy = SyncAlways
+	}
+	return Open(opts["path"], policy)
+}
+
+// Open opens (or creates) the file at path for appending and loads the
+// event ids it already holds.
+func Open(path string, policy SyncPolicy) (*Sink, error) {
+	if path == "" {
+		return nil, errors.New("file: option path is required")
+	}
+	if policy != SyncAlways && policy != SyncNever {
+		return nil, fmt.Errorf("file: fsync %q: want always or never", policy)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("file: open: %w", err)
+	}
+	seen, size, err := loadIDs(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("file: %s: %w", path, err)
+	}
+	return &Sink{f: f, policy: policy, seen: seen, size: size}, nil
+}
+
+// loadIDs reads every line's event id, cuts a torn last line, and leaves
+// the offset at the end, which it returns.
+func loadIDs(f *os.File) (map[string]struct{}, int64, error) {
+	seen := map[string]struct{}{}
+	r := bufio.NewReader(f)
+	var good int64
+	for n := 1; ; n++ {
+		line, err := r.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			break // a line without its newline is torn: dropped below
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("read: %w", err)
+		}
+		var ev struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(bytes.TrimSpace(line), &ev); err != nil || ev.ID == "" {
+			return nil, 0, fmt.Errorf("line %d is not a CloudEvent with an id", n)
+		}
+		seen[ev.ID] = struct{}{}
+		good += int64(len(line))
+	}
+	if err := f.Truncate(good); err != nil {
+		return nil, 0, fmt.Errorf("cut torn line: %w", err)
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		return nil, 0, fmt.Errorf("seek: %w", err)
+	}
+	return seen, good, nil
+}
+
+// Deliver appends the event unless its id is already in the file.
+func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
+	line, err := json.Marshal(e.CloudEvent)
+	if err != nil {
+		return fmt.Errorf("file: encode %s: %w", e.ID(), err)
+	}
+	line = append(line, '\n')
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return errors.New("file: sink is closed")
+	}
+	if _, dup := s.seen[e.ID()]; dup {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.write(line); err != nil {
+		return fmt.Errorf("file: %s: %w", e.ID(), err)
+	}
+	s.seen[e.ID()] = struct{}{}
+	return nil
+}
+
+// write appends line and syncs it per policy; on failure it cuts the file
+// back so no partial line is left before the next one.
+func (s *Sink) write(line []byte) error {
+	_, err := s.f.Write(line)
+	if err == nil && s.policy == SyncAlways {
+		err = s.f.Sync()
+	}
+	if err != nil {
+		if cutErr := s.f.Truncate(s.size); cutErr != nil {
+			return errors.Join(err, cutErr)
+		}
+		_, seekErr := s.f.Seek(s.size, io.SeekStart)
+		return errors.Join(err, seekErr)
+	}
+	s.size += int64(len(line))
+	return nil
+}
+
+// Close syncs and closes the file; later calls do nothing.
+func (s *Sink) Close(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := errors.Join(s.f.Sync(), s.f.Close())
+	s.f = nil
+	if err != nil {
+		return fmt.Errorf("file: close: %w", err)
+	}
+	return nil
+}

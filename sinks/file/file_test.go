@@ -1,0 +1,123 @@
+package file
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/invoicehub/invoicehub/schemas"
+	"github.com/invoicehub/invoicehub/sinks"
+	"github.com/invoicehub/invoicehub/sinks/sinktest"
+)
+
+type harness struct{ paths map[sinks.Sink]string }
+
+func (h *harness) New(t *testing.T) sinks.Sink {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	s, err := Factory(t.Context(), sinks.Options{"path": path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.paths[s] = path
+	return s
+}
+
+func (h *harness) Delivered(t *testing.T, s sinks.Sink) []string { return readIDs(t, h.paths[s]) }
+
+func readIDs(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ids []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var ev struct {
+			ID   string            `json:"id"`
+			Data schemas.EventData `json:"data"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		ids = append(ids, ev.ID)
+	}
+	return ids
+}
+
+func TestConformance(t *testing.T) {
+	sinktest.Run(t, &harness{paths: map[sinks.Sink]string{}})
+}
+
+func TestReopenKeepsIdempotence(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	e := sinktest.Event(t, "raw-1", schemas.KindUpdated)
+	for range 2 {
+		s, err := Open(path, SyncAlways)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Deliver(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids := readIDs(t, path); len(ids) != 1 {
+		t.Fatalf("after reopen the file holds %d lines", len(ids))
+	}
+}
+
+func TestTornLastLineIsCut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	s, _ := Open(path, SyncNever)
+	first := sinktest.Event(t, "raw-1", schemas.KindUpdated)
+	if err := s.Deliver(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	s.Close(t.Context())
+	// The process died halfway through writing the next line.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"specversion":"1.0","id":"half`)
+	f.Close()
+
+	s, err := Open(path, SyncNever)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := sinktest.Event(t, "raw-2", schemas.KindUpdated)
+	if err := s.Deliver(t.Context(), second); err != nil {
+		t.Fatal(err)
+	}
+	s.Close(t.Context())
+	ids := readIDs(t, path)
+	if len(ids) != 2 || ids[0] != first.ID() || ids[1] != second.ID() {
+		t.Fatalf("ids %v", ids)
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.jsonl")
+	os.WriteFile(junk, []byte("not json\n"), 0o644)
+	tests := []struct {
+		name string
+		opts sinks.Options
+	}{
+		{"no path", sinks.Options{}},
+		{"bad fsync", sinks.Options{"path": filepath.Join(dir, "x"), "fsync": "sometimes"}},
+		{"not a jsonl file", sinks.Options{"path": junk}},
+		{"directory", sinks.Options{"path": dir}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Factory(t.Context(), tt.opts); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}

@@ -1,0 +1,118 @@
+// Package sinktest is the conformance suite every sink passes:
+//
+//	sinktest.Run(t, harness)
+//
+// It checks delivery, that redelivering an id has no second effect, that a
+// cancelled context delivers nothing, and that Close is idempotent and
+// final. A harness builds a fresh sink and counts the events it holds.
+package sinktest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/invoicehub/invoicehub/schemas"
+	"github.com/invoicehub/invoicehub/schemas/ce"
+	"github.com/invoicehub/invoicehub/schemas/money"
+	"github.com/invoicehub/invoicehub/sinks"
+)
+
+// Harness gives the suite a sink and a view of its effects.
+type Harness interface {
+	// New returns a fresh, empty sink.
+	New(t *testing.T) sinks.Sink
+	// Delivered returns the ids of the events the sink holds, in any order,
+	// one entry per effect (a duplicate effect shows as a repeated id).
+	Delivered(t *testing.T, s sinks.Sink) []string
+}
+
+// Run runs the conformance suite against h.
+func Run(t *testing.T, h Harness) {
+	t.Run("delivers", func(t *testing.T) {
+		s := h.New(t)
+		defer s.Close(t.Context())
+		for i := range 3 {
+			if err := s.Deliver(t.Context(), Event(t, fmt.Sprintf("raw-%d", i), schemas.KindUpdated)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := h.Delivered(t, s); len(got) != 3 {
+			t.Fatalf("holds %d events, want 3: %v", len(got), got)
+		}
+	})
+	t.Run("redelivery has no second effect", func(t *testing.T) {
+		s := h.New(t)
+		defer s.Close(t.Context())
+		e := Event(t, "raw-dup", schemas.KindPaid)
+		for range 3 {
+			if err := s.Deliver(t.Context(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := h.Delivered(t, s); len(got) != 1 || got[0] != e.ID() {
+			t.Fatalf("holds %v, want once %s", got, e.ID())
+		}
+	})
+	t.Run("cancelled context delivers nothing", func(t *testing.T) {
+		s := h.New(t)
+		defer s.Close(t.Context())
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := s.Deliver(ctx, Event(t, "raw-cancel", schemas.KindUpdated)); err == nil {
+			t.Fatal("Deliver with a cancelled context returned nil")
+		}
+		if got := h.Delivered(t, s); len(got) != 0 {
+			t.Fatalf("holds %v after a cancelled delivery", got)
+		}
+	})
+	t.Run("close is idempotent and final", func(t *testing.T) {
+		s := h.New(t)
+		if err := s.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(t.Context()); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		if err := s.Deliver(t.Context(), Event(t, "raw-closed", schemas.KindUpdated)); err == nil {
+			t.Fatal("Deliver after Close returned nil")
+		}
+	})
+}
+
+// Event returns a valid canonical event of kind derived from raw event
+// rawID, for a Qonto invoice.
+func Event(t testing.TB, rawID string, kind schemas.Kind) sinks.Event {
+	t.Helper()
+	eur, _ := money.LookupCurrency("EUR")
+	amount := func(s string) money.Amount {
+		d, err := money.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return money.Total(d, eur)
+	}
+	updated := time.Date(2024, 3, 4, 15, 58, 30, 0, time.UTC)
+	data := schemas.EventData{
+		SchemaVersion: schemas.SchemaVersion,
+		Event:         schemas.EventInfo{Kind: kind, OccurredAt: updated, ProviderEventID: rawID, ProviderEventType: "client_invoices.updated"},
+		Invoice: schemas.Invoice{
+			ID: schemas.InvoiceID("qonto", "acme", "inv-1"), Provider: "qonto", Source: "acme", RemoteID: "inv-1",
+			Number: "INV001", Direction: schemas.DirectionReceivable, DocumentType: schemas.DocumentInvoice,
+			Status: schemas.StatusOpen, ProviderStatus: "unpaid", Currency: "EUR",
+			Totals: schemas.Totals{
+				LinesNet: amount("100"), Discount: amount("0"), Net: amount("100"), Tax: amount("20"),
+				Total: amount("120"), Paid: amount("0"), Credited: amount("0"), Due: amount("120"),
+			},
+			RemoteUpdatedAt: &updated,
+			RawRef:          schemas.RawRef{Stream: "WEBHOOKS", Sequence: 1},
+		},
+	}
+	seq := ce.Sequence(updated)
+	ev, err := ce.NewCanonical(data, rawID, seq, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sinks.Event{CloudEvent: ev, Data: data, Sequence: seq, StreamSequence: 1}
+}
