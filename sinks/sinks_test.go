@@ -109,7 +109,9 @@ func TestRunDeliversAndDeadLettersGarbage(t *testing.T) {
 	spec := sinks.Spec{ID: "rec", Type: "test", Kinds: []schemas.Kind{schemas.KindPaid}}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- sinks.Run(ctx, js, spec, rec, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))) }()
+	go func() {
+		done <- sinks.Run(ctx, js, spec, rec, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 
 	garbage := &nats.Msg{Subject: subject.Invoice("paid", "qonto", "acme"), Data: []byte("not a cloudevent")}

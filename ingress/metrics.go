@@ -1,0 +1,47 @@
+package ingress
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics counts webhook outcomes per provider and source and times them.
+// Unknown providers and sources are labelled "unknown" so that a scan of
+// random URLs cannot blow up the label space.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "invoicehub", Subsystem: "ingress", Name: "requests_total",
+			Help: "Webhook requests by provider, source and outcome.",
+		}, []string{"provider", "source", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "invoicehub", Subsystem: "ingress", Name: "request_duration_seconds",
+			Help:    "Webhook request latency, publish included, by provider and outcome.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, .75, 1, 2.5},
+		}, []string{"provider", "outcome"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("ingress: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(providerName, source string, known bool, outcome string, d time.Duration) {
+	if !known {
+		providerName, source = "unknown", "unknown"
+	}
+	m.requests.WithLabelValues(providerName, source, outcome).Inc()
+	m.duration.WithLabelValues(providerName, outcome).Observe(d.Seconds())
+}

@@ -1,0 +1,246 @@
+package ingress
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/schemas/ce"
+	"github.com/invoicehub/invoicehub/schemas/jstest"
+	"github.com/invoicehub/invoicehub/schemas/stream"
+)
+
+const testSecret = "qonto-acme-secret-ABC123"
+
+var testNow = time.Date(2024, 3, 4, 16, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	srv    *jstest.Server
+	server *Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	http   *httptest.Server
+	reg    *prometheus.Registry
+	logs   *bytes.Buffer
+}
+
+func newFixture(t *testing.T, opts Options) *fixture {
+	t.Helper()
+	srv := jstest.Run(t)
+	nc, js := srv.Connect(t)
+	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{srv: srv, nc: nc, js: js, reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}}
+	opts.Registerer = f.reg
+	opts.Now = func() time.Time { return testNow }
+	sources := []Source{{
+		Provider: "qonto", ID: "acme", MaxBody: 4096,
+		Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{
+			provider.NewSecret([]byte("old-secret")), provider.NewSecret([]byte(testSecret)),
+		}},
+	}}
+	s, err := New(nc, js, sources, opts, slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.server = s
+	f.http = httptest.NewServer(s.Handler())
+	t.Cleanup(f.http.Close)
+	return f
+}
+
+func qontoBody(id string) []byte {
+	return []byte(`{"id":"` + id + `","event_type":"client_invoices.created","created_at":"2024-03-04T15:59:00Z","data":{"id":"inv-1"}}`)
+}
+
+func (f *fixture) post(t *testing.T, path string, header http.Header, body []byte) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, f.http.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func signed(body []byte, secret string) http.Header {
+	p, _ := provider.Lookup("qonto")
+	return p.Sign(provider.NewSecret([]byte(secret)), body, testNow)
+}
+
+func (f *fixture) stored(t *testing.T) []*jetstream.RawStreamMsg {
+	t.Helper()
+	s, err := f.js.Stream(t.Context(), stream.Webhooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		if m, err := s.GetMsg(t.Context(), seq); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestAcceptsSignedWebhookByteForByte(t *testing.T) {
+	f := newFixture(t, Options{})
+	body := qontoBody("evt-1")
+	resp := f.post(t, "/webhooks/qonto/acme", signed(body, testSecret), body)
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	msgs := f.stored(t)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages stored", len(msgs))
+	}
+	m := msgs[0]
+	if m.Subject != "webhooks.qonto.acme" || !bytes.Equal(m.Data, body) {
+		t.Fatalf("stored %s %q", m.Subject, m.Data)
+	}
+	e, err := ce.FromMsg(t.Context(), &nats.Msg{Header: m.Header, Data: m.Data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ID() != "evt-1" || e.Type() != "com.qonto.client_invoices.created" || e.Source() != "/webhooks/qonto/acme" ||
+		ce.StringExtension(e, ce.ExtVerifiedKey) != "1" || ce.StringExtension(e, ce.ExtClockSkewMS) != "0" ||
+		m.Header.Get(jetstream.MsgIDHeader) != "evt-1" || !e.Time().Equal(time.Date(2024, 3, 4, 15, 59, 0, 0, time.UTC)) {
+		t.Fatalf("raw event %s", e)
+	}
+}
+
+func TestDuplicateIsAcceptedOnce(t *testing.T) {
+	f := newFixture(t, Options{})
+	body := qontoBody("evt-dup")
+	var statuses []string
+	for range 2 {
+		resp := f.post(t, "/webhooks/qonto/acme", signed(body, testSecret), body)
+		var r struct{ Status string }
+		json.NewDecoder(resp.Body).Decode(&r)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		statuses = append(statuses, r.Status)
+	}
+	if statuses[0] != "accepted" || statuses[1] != "duplicate" {
+		t.Fatalf("statuses %v", statuses)
+	}
+	if n := len(f.stored(t)); n != 1 {
+		t.Fatalf("%d messages stored", n)
+	}
+	if got := testutil.ToFloat64(f.server.metrics.requests.WithLabelValues("qonto", "acme", "duplicate")); got != 1 {
+		t.Fatalf("duplicate metric %v", got)
+	}
+}
+
+func TestRejectsPublishNothing(t *testing.T) {
+	f := newFixture(t, Options{})
+	body := qontoBody("evt-x")
+	big := bytes.Repeat([]byte("a"), 5000)
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		header http.Header
+		body   []byte
+		status int
+	}{
+		{"forged signature", "POST", "/webhooks/qonto/acme", signed(body, "wrong"), body, 401},
+		{"missing signature", "POST", "/webhooks/qonto/acme", http.Header{}, body, 401},
+		{"tampered body", "POST", "/webhooks/qonto/acme", signed(body, testSecret), append(bytes.Clone(body), ' '), 401},
+		{"unknown provider", "POST", "/webhooks/stripe/acme", signed(body, testSecret), body, 404},
+		{"unknown source", "POST", "/webhooks/qonto/other", signed(body, testSecret), body, 404},
+		{"wrong method", "GET", "/webhooks/qonto/acme", signed(body, testSecret), nil, 405},
+		{"too large", "POST", "/webhooks/qonto/acme", signed(big, testSecret), big, 413},
+		{"signed but not json", "POST", "/webhooks/qonto/acme", signed([]byte("hello"), testSecret), []byte("hello"), 400},
+		{"signed but no id", "POST", "/webhooks/qonto/acme", signed([]byte(`{"event_type":"x"}`), testSecret), []byte(`{"event_type":"x"}`), 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), tt.method, f.http.URL+tt.path, bytes.NewReader(tt.body))
+			req.Header = tt.header
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, b)
+			}
+		})
+	}
+	if n := len(f.stored(t)); n != 0 {
+		t.Fatalf("%d messages stored after rejections", n)
+	}
+	if strings.Contains(f.logs.String(), testSecret) || strings.Contains(f.logs.String(), "old-secret") {
+		t.Fatal("a secret appeared in the logs")
+	}
+}
+
+func TestJetStreamDownAnswers503Fast(t *testing.T) {
+	f := newFixture(t, Options{PublishTimeout: 200 * time.Millisecond, RetryAfter: 2 * time.Second})
+	f.srv.Shutdown()
+	body := qontoBody("evt-down")
+	start := time.Now()
+	resp := f.post(t, "/webhooks/qonto/acme", signed(body, testSecret), body)
+	elapsed := time.Since(start)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "2" {
+		t.Fatalf("status %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if elapsed > time.Second {
+		t.Fatalf("503 took %v", elapsed)
+	}
+	ready, _ := http.Get(f.http.URL + "/readyz")
+	ready.Body.Close()
+	if ready.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz %d while NATS is down", ready.StatusCode)
+	}
+}
+
+func TestHealthAndReady(t *testing.T) {
+	f := newFixture(t, Options{})
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(f.http.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+}
+
+func TestContentID(t *testing.T) {
+	a := ContentID("moxie", "com.moxie.invoice.sent", []byte("{}"))
+	if a != ContentID("moxie", "com.moxie.invoice.sent", []byte("{}")) || len(a) != 64 {
+		t.Fatal("not deterministic")
+	}
+	if a == ContentID("moxie", "com.moxie.payment.received", []byte("{}")) || a == ContentID("mercoa", "com.moxie.invoice.sent", []byte("{}")) {
+		t.Fatal("provider and type must be part of the id")
+	}
+}

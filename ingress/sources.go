@@ -1,0 +1,148 @@
+package ingress
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/invoicehub/invoicehub/ingress/provider"
+)
+
+// Source is one account of one provider that may post webhooks, at
+// POST /webhooks/<provider>/<id>.
+type Source struct {
+	Provider    string
+	ID          string
+	Credentials provider.Credentials
+	// MaxBody caps the request body, in bytes.
+	MaxBody int64
+}
+
+// Defaults and bounds of a source.
+const (
+	DefaultTolerance = 5 * time.Minute
+	DefaultMaxBody   = 1 << 20 // 1 MiB
+	maxMaxBody       = 16 << 20
+)
+
+// sourcesFile is the YAML shape of the sources file:
+//
+//	sources:
+//	  - provider: qonto
+//	    id: acme
+//	    secrets:                 # any of them verifies (rotation)
+//	      - env: QONTO_ACME_SECRET
+//	      - file: /run/secrets/qonto-acme-previous
+//	    tolerance: 5m            # optional
+//	    max_body: 1048576        # optional, bytes
+//
+// Secrets are references, never inline values.
+type sourcesFile struct {
+	Sources []struct {
+		Provider  string `yaml:"provider"`
+		ID        string `yaml:"id"`
+		Secrets   []secretRef
+		Tolerance string `yaml:"tolerance"`
+		MaxBody   int64  `yaml:"max_body"`
+	} `yaml:"sources"`
+}
+
+type secretRef struct {
+	Env  string `yaml:"env"`
+	File string `yaml:"file"`
+}
+
+var sourceIDSyntax = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// ParseSources reads a sources file. Secrets are resolved with getenv and
+// readFile. It returns every problem found, joined, and no sources if there
+// is any.
+func ParseSources(r io.Reader, getenv func(string) string, readFile func(string) ([]byte, error)) ([]Source, error) {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	var f sourcesFile
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("sources: %w", err)
+	}
+	var errs []error
+	var out []Source
+	seen := map[string]bool{}
+	for i, s := range f.Sources {
+		where := fmt.Sprintf("sources[%d] (%s/%s)", i, s.Provider, s.ID)
+		fail := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
+		}
+		if _, ok := provider.Lookup(s.Provider); !ok {
+			fail("unknown provider %q (known: %s)", s.Provider, strings.Join(provider.Names(), ", "))
+		}
+		if !sourceIDSyntax.MatchString(s.ID) {
+			fail("id must be 1-64 of a-z, 0-9, '-', '_'")
+		}
+		if key := s.Provider + "/" + s.ID; seen[key] {
+			fail("declared twice")
+		} else {
+			seen[key] = true
+		}
+		src := Source{Provider: s.Provider, ID: s.ID, MaxBody: s.MaxBody, Credentials: provider.Credentials{Tolerance: DefaultTolerance}}
+		if s.Tolerance != "" {
+			d, err := time.ParseDuration(s.Tolerance)
+			if err != nil || d <= 0 || d > time.Hour {
+				fail("tolerance %q: want a duration in (0, 1h]", s.Tolerance)
+			}
+			src.Credentials.Tolerance = d
+		}
+		if src.MaxBody == 0 {
+			src.MaxBody = DefaultMaxBody
+		} else if src.MaxBody < 0 || src.MaxBody > maxMaxBody {
+			fail("max_body %d: want 1 to %d bytes", s.MaxBody, maxMaxBody)
+		}
+		if len(s.Secrets) == 0 {
+			fail("no secrets")
+		}
+		for j, ref := range s.Secrets {
+			secret, err := ref.resolve(getenv, readFile)
+			if err != nil {
+				fail("secrets[%d]: %v", j, err)
+				continue
+			}
+			src.Credentials.Secrets = append(src.Credentials.Secrets, secret)
+		}
+		out = append(out, src)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// resolve reads a secret from the environment or a file; a file's trailing
+// newline is dropped. Errors name the reference, never the value.
+func (r secretRef) resolve(getenv func(string) string, readFile func(string) ([]byte, error)) (provider.Secret, error) {
+	switch {
+	case r.Env != "" && r.File != "":
+		return provider.Secret{}, errors.New("set env or file, not both")
+	case r.Env != "":
+		v := getenv(r.Env)
+		if v == "" {
+			return provider.Secret{}, fmt.Errorf("environment variable %s is empty or unset", r.Env)
+		}
+		return provider.NewSecret([]byte(v)), nil
+	case r.File != "":
+		b, err := readFile(r.File)
+		if err != nil {
+			return provider.Secret{}, fmt.Errorf("secret file %s: %w", r.File, err)
+		}
+		b = bytes.TrimRight(b, "\r\n")
+		if len(b) == 0 {
+			return provider.Secret{}, fmt.Errorf("secret file %s is empty", r.File)
+		}
+		return provider.NewSecret(b), nil
+	}
+	return provider.Secret{}, errors.New("a secret needs env or file")
+}
