@@ -1,6 +1,7 @@
 package ce
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -101,7 +102,9 @@ func NewCanonical(d schemas.EventData, rawID string, sequence int64, traceparent
 	if traceparent != "" {
 		e.SetExtension(ExtTraceParent, traceparent)
 	}
-	if err := e.SetData(event.ApplicationJSON, data); err != nil {
+	// json.RawMessage, not []byte: the data stays inline JSON (not
+	// data_base64) when the event is written in structured mode.
+	if err := e.SetData(event.ApplicationJSON, json.RawMessage(data)); err != nil {
 		return event.Event{}, fmt.Errorf("ce: canonical data: %w", err)
 	}
 	if err := e.Validate(); err != nil {

@@ -35,6 +35,12 @@ func Exact(d decimal.Decimal, cur Currency) Amount {
 	return Amount{value: d, places: places}
 }
 
+// Plain returns d as it is, for quantities and rates that have no currency
+// ("2", "0.2", "1.5").
+func Plain(d decimal.Decimal) Amount {
+	return Amount{value: d, places: max(0, -d.Exponent())}
+}
+
 // Decimal returns the amount's value.
 func (a Amount) Decimal() decimal.Decimal { return a.value }
 

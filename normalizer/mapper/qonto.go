@@ -1,0 +1,366 @@
+package mapper
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/invoicehub/invoicehub/schemas"
+	"github.com/invoicehub/invoicehub/schemas/money"
+)
+
+// Qonto client invoices (receivables). The webhook body is an envelope
+// {"id", "event_type", "created_at", "data"} whose data is the client
+// invoice resource; amounts are {"value": "12.00", "currency": "EUR"}.
+
+var qontoStatuses = map[string]schemas.Status{
+	"draft":    schemas.StatusDraft,
+	"unpaid":   schemas.StatusOpen,
+	"paid":     schemas.StatusPaid,
+	"canceled": schemas.StatusVoid,
+}
+
+type qontoEnvelope struct {
+	ID        string        `json:"id"`
+	EventType string        `json:"event_type"`
+	CreatedAt string        `json:"created_at"`
+	Data      *qontoInvoice `json:"data"`
+}
+
+type qontoAmount struct {
+	Value    json.RawMessage `json:"value"`
+	Currency string          `json:"currency"`
+}
+
+type qontoAddress struct {
+	StreetAddress string `json:"street_address"`
+	City          string `json:"city"`
+	ZipCode       string `json:"zip_code"`
+	ProvinceCode  string `json:"province_code"`
+	CountryCode   string `json:"country_code"`
+}
+
+type qontoInvoice struct {
+	ID                     string       `json:"id"`
+	Number                 string       `json:"number"`
+	PurchaseOrder          string       `json:"purchase_order"`
+	Status                 string       `json:"status"`
+	ContactEmail           string       `json:"contact_email"`
+	TermsAndConditions     string       `json:"terms_and_conditions"`
+	DiscountConditions     string       `json:"discount_conditions"`
+	LatePaymentPenalties   string       `json:"late_payment_penalties"`
+	LegalFixedCompensation string       `json:"legal_fixed_compensation"`
+	Header                 string       `json:"header"`
+	Footer                 string       `json:"footer"`
+	Currency               string       `json:"currency"`
+	TotalAmount            *qontoAmount `json:"total_amount"`
+	VATAmount              *qontoAmount `json:"vat_amount"`
+	IssueDate              string       `json:"issue_date"`
+	DueDate                string       `json:"due_date"`
+	PerformanceStartDate   string       `json:"performance_start_date"`
+	PerformanceEndDate     string       `json:"performance_end_date"`
+	CreatedAt              string       `json:"created_at"`
+	FinalizedAt            string       `json:"finalized_at"`
+	PaidAt                 string       `json:"paid_at"`
+	InvoiceType            string       `json:"invoice_type"`
+	Discount               *struct {
+		Type   string       `json:"type"`
+		Value  string       `json:"value"`
+		Amount *qontoAmount `json:"amount"`
+	} `json:"discount"`
+	Client *struct {
+		ID                      string        `json:"id"`
+		Name                    string        `json:"name"`
+		FirstName               string        `json:"first_name"`
+		LastName                string        `json:"last_name"`
+		Email                   string        `json:"email"`
+		VATNumber               string        `json:"vat_number"`
+		TaxIdentificationNumber string        `json:"tax_identification_number"`
+		Address                 string        `json:"address"`
+		City                    string        `json:"city"`
+		ZipCode                 string        `json:"zip_code"`
+		CountryCode             string        `json:"country_code"`
+		BillingAddress          *qontoAddress `json:"billing_address"`
+	} `json:"client"`
+	Organization *struct {
+		ID             string `json:"id"`
+		LegalName      string `json:"legal_name"`
+		VATNumber      string `json:"vat_number"`
+		AddressLine1   string `json:"address_line_1"`
+		AddressZipcode string `json:"address_zipcode"`
+		AddressCity    string `json:"address_city"`
+		AddressCountry string `json:"address_country"`
+	} `json:"organization"`
+	Items []qontoItem `json:"items"`
+}
+
+type qontoItem struct {
+	Title       string          `json:"title"`
+	Description string          `json:"description"`
+	Quantity    json.RawMessage `json:"quantity"`
+	Unit        string          `json:"unit"`
+	UnitPrice   *qontoAmount    `json:"unit_price"`
+	VATRate     json.RawMessage `json:"vat_rate"`
+	TotalVAT    *qontoAmount    `json:"total_vat"`
+	TotalAmount *qontoAmount    `json:"total_amount"`
+	Subtotal    *qontoAmount    `json:"subtotal"`
+	Discount    *struct {
+		Amount *qontoAmount `json:"amount"`
+	} `json:"discount"`
+}
+
+func mapQonto(in Input) (Result, error) {
+	var env qontoEnvelope
+	if err := decodeJSON(in.Body, &env); err != nil {
+		return Result{}, err
+	}
+	var action Action
+	switch env.EventType {
+	case "client_invoices.created":
+		action = ActionCreated
+	case "client_invoices.updated":
+		action = ActionUpsert
+	default:
+		return Result{}, fmt.Errorf("%w: qonto %q", ErrUnknownEventType, env.EventType)
+	}
+	if env.Data == nil || env.Data.ID == "" {
+		return Result{}, unmappable("qonto: data.id missing")
+	}
+	occurred := in.Time.UTC()
+	inv, err := env.Data.canonical(in, occurred)
+	if err != nil {
+		return Result{}, fmt.Errorf("qonto invoice %s: %w", env.Data.ID, err)
+	}
+	return Result{Action: action, Invoice: inv, OccurredAt: occurred, ProviderEventType: env.EventType}, nil
+}
+
+// value parses a Qonto amount and checks it is in the invoice currency.
+func (a *qontoAmount) value(cur money.Currency, field string) (decimal.Decimal, error) {
+	if a == nil {
+		return decimal.Zero, nil
+	}
+	if a.Currency != "" && !strings.EqualFold(a.Currency, cur.Code) {
+		return decimal.Decimal{}, unmappable("%s: currency %s differs from the invoice's %s", field, a.Currency, cur.Code)
+	}
+	return amount(a.Value, field)
+}
+
+func (q *qontoInvoice) canonical(in Input, occurred time.Time) (schemas.Invoice, error) {
+	cur, err := currency(q.Currency, "currency")
+	if err != nil {
+		return schemas.Invoice{}, err
+	}
+	inv := schemas.Invoice{
+		ID: schemas.InvoiceID(in.Provider, in.Source, q.ID), Provider: in.Provider, Source: in.Source, RemoteID: q.ID,
+		Number: q.Number, Direction: schemas.DirectionReceivable, DocumentType: schemas.DocumentInvoice,
+		Status: status(qontoStatuses, q.Status), ProviderStatus: q.Status, Currency: cur.Code,
+		PurchaseOrderRef: q.PurchaseOrder, Notes: q.notes(), RawRef: in.RawRef,
+		Seller: q.seller(), Buyer: q.buyer(),
+	}
+	if inv.Status == schemas.StatusVoid {
+		inv.VoidReason = "cancelled"
+	}
+	var errs []error
+	collect := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	inv.IssueDate, err = date(q.IssueDate, "issue_date")
+	collect(err)
+	inv.DueDate, err = date(q.DueDate, "due_date")
+	collect(err)
+	inv.SentAt, err = timestamp(q.FinalizedAt, "finalized_at")
+	collect(err)
+	inv.PaidAt, err = timestamp(q.PaidAt, "paid_at")
+	collect(err)
+	inv.RemoteCreatedAt, err = timestamp(q.CreatedAt, "created_at")
+	collect(err)
+	inv.RemoteUpdatedAt = &occurred
+	inv.IsOverdue = overdue(inv.Status, inv.DueDate, occurred)
+
+	period, err := q.period()
+	collect(err)
+	lines, linesNet, rates, err := q.lines(cur, period)
+	collect(err)
+	inv.Lines = lines
+	t, err := q.totals(cur, linesNet)
+	collect(err)
+	inv.Totals = t.render(cur)
+	inv.TaxBreakdown = rates.breakdown(t.LinesNet.Sub(t.Discount), t.Tax, cur)
+	if len(errs) > 0 {
+		return schemas.Invoice{}, errors.Join(errs...)
+	}
+	return inv, nil
+}
+
+func (q *qontoInvoice) totals(cur money.Currency, linesNet *decimal.Decimal) (totalsInput, error) {
+	total, err := q.TotalAmount.value(cur, "total_amount")
+	if err != nil {
+		return totalsInput{}, err
+	}
+	tax, err := q.VATAmount.value(cur, "vat_amount")
+	if err != nil {
+		return totalsInput{}, err
+	}
+	discount := decimal.Zero
+	if q.Discount != nil {
+		if discount, err = q.Discount.Amount.value(cur, "discount.amount"); err != nil {
+			return totalsInput{}, err
+		}
+	}
+	t := totalsInput{Discount: discount, Tax: tax, Total: total}
+	if linesNet != nil {
+		t.LinesNet = *linesNet
+	} else { // no items: the lines carry what the total says before tax
+		t.LinesNet = total.Sub(tax).Add(discount)
+	}
+	if q.Status == "paid" {
+		t.Paid = total
+	}
+	return t, nil
+}
+
+func (q *qontoInvoice) period() (*schemas.Period, error) {
+	start, err := date(q.PerformanceStartDate, "performance_start_date")
+	if err != nil {
+		return nil, err
+	}
+	end, err := date(q.PerformanceEndDate, "performance_end_date")
+	if err != nil {
+		return nil, err
+	}
+	if start == "" && end == "" {
+		return nil, nil
+	}
+	return &schemas.Period{Start: start, End: end}, nil
+}
+
+// lines maps the items; linesNet is nil when there are none.
+func (q *qontoInvoice) lines(cur money.Currency, period *schemas.Period) ([]schemas.Line, *decimal.Decimal, taxRates, error) {
+	if len(q.Items) == 0 {
+		return nil, nil, nil, nil
+	}
+	var lines []schemas.Line
+	var rates taxRates
+	sum := decimal.Zero
+	for i, it := range q.Items {
+		line, net, rate, vat, err := it.canonical(cur, period, fmt.Sprintf("items[%d]", i))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		lines = append(lines, line)
+		sum = sum.Add(net)
+		rates = rates.add(rate, net, vat)
+	}
+	return lines, &sum, rates, nil
+}
+
+func (it qontoItem) canonical(cur money.Currency, period *schemas.Period, at string) (line schemas.Line, net, rate, vat decimal.Decimal, err error) {
+	field := func(name string) string { return at + "." + name }
+	qty, err := amount(it.Quantity, field("quantity"))
+	if err != nil {
+		return
+	}
+	unit, err := it.UnitPrice.value(cur, field("unit_price"))
+	if err != nil {
+		return
+	}
+	var lineDiscount decimal.Decimal
+	if it.Discount != nil {
+		if lineDiscount, err = it.Discount.Amount.value(cur, field("discount.amount")); err != nil {
+			return
+		}
+	}
+	net = qty.Mul(unit).Sub(lineDiscount)
+	if it.Subtotal != nil {
+		if net, err = it.Subtotal.value(cur, field("subtotal")); err != nil {
+			return
+		}
+	}
+	if rate, err = amount(it.VATRate, field("vat_rate")); err != nil {
+		return
+	}
+	if vat, err = it.TotalVAT.value(cur, field("total_vat")); err != nil {
+		return
+	}
+	totalAmount := net.Add(vat)
+	if it.TotalAmount != nil {
+		if totalAmount, err = it.TotalAmount.value(cur, field("total_amount")); err != nil {
+			return
+		}
+	}
+	line = schemas.Line{
+		Name: it.Title, Description: it.Description, Quantity: money.Plain(qty), Unit: it.Unit,
+		UnitPrice: money.Exact(unit, cur), NetAmount: money.Total(net, cur),
+		TaxRate: ptr(money.Plain(rate)), TaxAmount: ptr(money.Total(vat, cur)),
+		TotalAmount: ptr(money.Total(totalAmount, cur)), Period: period,
+	}
+	if !lineDiscount.IsZero() {
+		line.Discount = ptr(money.Total(lineDiscount, cur))
+	}
+	return line, net, rate, vat, nil
+}
+
+func (q *qontoInvoice) seller() *schemas.Party {
+	o := q.Organization
+	if o == nil {
+		return nil
+	}
+	return &schemas.Party{
+		ID: o.ID, Name: o.LegalName, TaxID: o.VATNumber, Country: country(o.AddressCountry),
+		Address: address(o.AddressLine1, "", o.AddressCity, o.AddressZipcode, "", o.AddressCountry),
+	}
+}
+
+func (q *qontoInvoice) buyer() *schemas.Party {
+	c := q.Client
+	if c == nil {
+		return nil
+	}
+	name := c.Name
+	if name == "" {
+		name = strings.TrimSpace(c.FirstName + " " + c.LastName)
+	}
+	email := c.Email
+	if email == "" {
+		email = q.ContactEmail
+	}
+	taxID := c.VATNumber
+	if taxID == "" {
+		taxID = c.TaxIdentificationNumber
+	}
+	p := &schemas.Party{ID: c.ID, Name: name, Email: email, TaxID: taxID}
+	if b := c.BillingAddress; b != nil {
+		p.Address = address(b.StreetAddress, "", b.City, b.ZipCode, b.ProvinceCode, b.CountryCode)
+	} else {
+		p.Address = address(c.Address, "", c.City, c.ZipCode, "", c.CountryCode)
+	}
+	if p.Country = country(c.CountryCode); p.Country == "" && p.Address != nil {
+		p.Country = p.Address.Country
+	}
+	return p
+}
+
+// notes keeps Qonto's free texts, the French legal mentions among them.
+func (q *qontoInvoice) notes() []schemas.Note {
+	var notes []schemas.Note
+	for _, n := range []schemas.Note{
+		{Name: "header", Text: q.Header},
+		{Name: "footer", Text: q.Footer},
+		{Name: "terms_and_conditions", Text: q.TermsAndConditions},
+		{Name: "discount_conditions", Text: q.DiscountConditions},
+		{Name: "late_payment_penalties", Text: q.LatePaymentPenalties},
+		{Name: "legal_fixed_compensation", Text: q.LegalFixedCompensation},
+		{Name: "invoice_type", Text: q.InvoiceType},
+	} {
+		if n.Text != "" {
+			notes = append(notes, n)
+		}
+	}
+	return notes
+}
