@@ -25,10 +25,12 @@ import (
 // ErrUnknownProvider is returned for a raw event of a provider with no mapper.
 var ErrUnknownProvider = errors.New("unknown_provider")
 
-// Canonical is one canonical event and the subject it is published on.
+// Canonical is one canonical event, its decoded data, and the subject it
+// is published on.
 type Canonical struct {
 	Subject string
 	Event   event.Event
+	Data    schemas.EventData
 }
 
 // Normalize maps a raw CloudEvent, stored at ref, to its canonical events.
@@ -71,5 +73,5 @@ func Normalize(raw *event.Event, header nats.Header, ref schemas.RawRef) ([]Cano
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", mapper.ErrUnmappable, err)
 	}
-	return []Canonical{{Subject: subject.Invoice(string(kind), providerName, source), Event: e}}, nil
+	return []Canonical{{Subject: subject.Invoice(string(kind), providerName, source), Event: e, Data: data}}, nil
 }

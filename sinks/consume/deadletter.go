@@ -17,7 +17,7 @@ import (
 // Headers a dead letter carries beside the original message's own headers.
 const (
 	HeaderReason       = "Dlq-Reason"        // the error, as text
-	HeaderErrorClass   = "Dlq-Error-Class"   // ClassPermanent or ClassExhausted
+	HeaderErrorClass   = "Dlq-Error-Class"   // ClassExhausted, ClassPermanent or the class given to PermanentClass
 	HeaderAttempts     = "Dlq-Attempts"      // deliveries made, the last included
 	HeaderFirstFailure = "Dlq-First-Failure" // RFC 3339, first failure seen by this process
 	HeaderLastFailure  = "Dlq-Last-Failure"  // RFC 3339
@@ -94,9 +94,9 @@ func (c *consumer) classify(h message.HandlerFunc) message.HandlerFunc {
 		first := c.failures.record(seq, now)
 		hint, _ := RetryAfterHint(err)
 		m.Metadata.Set(mdNakDelay, c.cfg.Backoff.Delay(meta.NumDelivered, hint).String())
-		class := ClassPermanent
+		class, permanent := permanentClass(err)
 		switch {
-		case IsPermanent(err):
+		case permanent:
 		case meta.NumDelivered >= uint64(c.cfg.MaxAttempts):
 			class = ClassExhausted
 		default:

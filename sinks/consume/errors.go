@@ -6,24 +6,40 @@ import (
 )
 
 // permanentError marks an error that retrying cannot fix.
-type permanentError struct{ err error }
+type permanentError struct {
+	err   error
+	class string
+}
 
-func (e *permanentError) Error() string { return "permanent: " + e.err.Error() }
+func (e *permanentError) Error() string { return e.class + ": " + e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
 // Permanent marks err as permanent: the delivery is dead-lettered at once
-// instead of retried. Permanent(nil) is nil.
-func Permanent(err error) error {
+// (class ClassPermanent) instead of retried. Permanent(nil) is nil.
+func Permanent(err error) error { return PermanentClass(ClassPermanent, err) }
+
+// PermanentClass is Permanent with a class of the caller's ("malformed_json")
+// that the dead letter carries in Dlq-Error-Class.
+func PermanentClass(class string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &permanentError{err: err}
+	return &permanentError{err: err, class: class}
+}
+
+// permanentClass returns the class err was marked with, if permanent.
+func permanentClass(err error) (string, bool) {
+	var p *permanentError
+	if errors.As(err, &p) {
+		return p.class, true
+	}
+	return "", false
 }
 
 // IsPermanent reports whether err, or an error it wraps, was marked Permanent.
 func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
+	_, ok := permanentClass(err)
+	return ok
 }
 
 // retryAfterError carries the wait a downstream system asked for.
