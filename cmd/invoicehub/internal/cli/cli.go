@@ -1,0 +1,72 @@
+// Package cli implements the invoicehub subcommands.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+)
+
+// Env gives a command its environment; Run is tested without touching the
+// process's own.
+type Env struct {
+	Getenv func(string) string
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, env Env) error
+}
+
+var commands = map[string]command{
+	"dev":  {"run the whole pipeline in one process with an embedded JetStream", runDev},
+	"send": {"post a correctly signed sample webhook (send qonto)", runSend},
+}
+
+// Run runs the subcommand named by args[0] and returns the exit code.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	env := Env{Getenv: getenv, Stdout: stdout, Stderr: stderr}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "invoicehub: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	if err := cmd.run(ctx, args[1:], env); err != nil {
+		fmt.Fprintf(stderr, "invoicehub %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: invoicehub <command> [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-6s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun `invoicehub <command> -h` for its flags.")
+}
+
+// logger returns the process logger: text on stderr, level from
+// INVOICEHUB_LOG_LEVEL (debug, info, warn, error; default info).
+func logger(env Env) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(strings.ToUpper(env.Getenv("INVOICEHUB_LOG_LEVEL")))); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+}

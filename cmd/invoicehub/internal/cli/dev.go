@@ -1,0 +1,240 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/invoicehub/invoicehub/ingress"
+	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/normalizer"
+	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/sinks"
+	"github.com/invoicehub/invoicehub/sinks/builtin"
+)
+
+// DevSecret signs and verifies webhooks of the dev source. It is public:
+// dev mode only, never in production.
+const DevSecret = "invoicehub-dev-secret"
+
+// DevSource is the source id dev mode accepts for every provider.
+const DevSource = "demo"
+
+type devConfig struct {
+	dataDir  string
+	httpAddr string
+	natsPort int
+	grace    time.Duration
+}
+
+func runDev(ctx context.Context, args []string, env Env) error {
+	var cfg devConfig
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.StringVar(&cfg.dataDir, "data", "data", "directory for the JetStream store and the sink files")
+	fs.StringVar(&cfg.httpAddr, "http", "127.0.0.1:8080", "address ingress listens on")
+	fs.IntVar(&cfg.natsPort, "nats-port", 4222, "port of the embedded NATS server on 127.0.0.1 (-1: any free port)")
+	fs.DurationVar(&cfg.grace, "grace", 10*time.Second, "how long shutdown waits for work in flight")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := logger(env)
+	d, err := startDev(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	d.printBanner(env)
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(env.Stdout, "\nshutting down: finishing work in flight...")
+		return d.shutdown(cfg.grace)
+	case err := <-d.errs: // a stage died: stop everything, loudly
+		return errors.Join(err, d.shutdown(cfg.grace))
+	}
+}
+
+// dev is the whole pipeline in one process.
+type dev struct {
+	cfg       devConfig
+	nats      *server.Server
+	nc        *nats.Conn
+	http      *http.Server
+	httpURL   string
+	sinkFile  string
+	cancel    context.CancelFunc
+	consumers sync.WaitGroup
+	errs      chan error
+	sink      sinks.Sink
+	log       *slog.Logger
+}
+
+func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (d *dev, err error) {
+	d = &dev{cfg: cfg, log: log, errs: make(chan error, 3)} // two consumers and HTTP
+	defer func() {
+		if err != nil {
+			d.shutdown(cfg.grace)
+		}
+	}()
+	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if d.nats, err = startNATS(cfg); err != nil {
+		return nil, err
+	}
+	if d.nc, err = nats.Connect(d.nats.ClientURL(), nats.Name("invoicehub-dev"), nats.MaxReconnects(-1)); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := stream.Ensure(ctx, js, stream.Config{}); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	consumeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+	if err := d.startConsumers(consumeCtx, js, reg); err != nil {
+		return nil, err
+	}
+	if err := d.startIngress(js, reg); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func startNATS(cfg devConfig) (*server.Server, error) {
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "invoicehub-dev", Host: "127.0.0.1", Port: cfg.natsPort,
+		JetStream: true, StoreDir: filepath.Join(cfg.dataDir, "nats"), NoSigs: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("nats server on port %d did not start (port in use? try -nats-port -1)", cfg.natsPort)
+	}
+	return srv, nil
+}
+
+func (d *dev) startConsumers(ctx context.Context, js jetstream.JetStream, reg prometheus.Registerer) error {
+	ncfg := normalizer.Config{Registerer: reg}
+	n, err := normalizer.New(js, ncfg, d.log)
+	if err != nil {
+		return err
+	}
+	d.sinkFile = filepath.Join(d.cfg.dataDir, "invoices.jsonl")
+	spec := sinks.Spec{ID: "file", Type: "file", Options: sinks.Options{"path": d.sinkFile, "fsync": "always"}}
+	if d.sink, err = builtin.Registry().New(ctx, spec); err != nil {
+		return err
+	}
+	d.goConsume(func() error { return n.Run(ctx, ncfg) })
+	d.goConsume(func() error { return sinks.Run(ctx, js, spec, d.sink, d.log) })
+	return nil
+}
+
+func (d *dev) goConsume(run func() error) {
+	d.consumers.Add(1)
+	go func() {
+		defer d.consumers.Done()
+		if err := run(); err != nil {
+			d.errs <- err
+		}
+	}()
+}
+
+func (d *dev) startIngress(js jetstream.JetStream, reg *prometheus.Registry) error {
+	var sources []ingress.Source
+	for _, name := range provider.Names() {
+		sources = append(sources, ingress.Source{
+			Provider: name, ID: DevSource, MaxBody: ingress.DefaultMaxBody,
+			Credentials: provider.Credentials{Tolerance: ingress.DefaultTolerance, Secrets: []provider.Secret{provider.NewSecret([]byte(DevSecret))}},
+		})
+	}
+	srv, err := ingress.New(d.nc, js, sources, ingress.Options{Registerer: reg}, d.log)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", srv.Handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", d.cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("ingress: %w", err)
+	}
+	d.httpURL = "http://" + ln.Addr().String()
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.errs <- err
+		}
+	}()
+	return nil
+}
+
+func (d *dev) printBanner(env Env) {
+	fmt.Fprintf(env.Stdout, `
+invoicehub dev is running.
+
+  send webhooks to   %s/webhooks/<provider>/%s   (providers: %v)
+  dev secret         %s   (dev only: anyone can sign with it)
+  try it             invoicehub send qonto   (or: make demo)
+  canonical events   %s   (JSON lines)
+  NATS / JetStream   %s   (subjects invoices.v1.>, store in %s)
+  metrics            %s/metrics
+
+Ctrl-C stops it gracefully.
+`, d.httpURL, DevSource, provider.Names(), DevSecret, d.sinkFile, d.nats.ClientURL(), filepath.Join(d.cfg.dataDir, "nats"), d.httpURL)
+}
+
+// shutdown drains in order: HTTP (requests in flight finish with their
+// PubAck) → consumers (deliveries in flight settle) → sink → NATS.
+func (d *dev) shutdown(grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var errs []error
+	if d.http != nil {
+		errs = append(errs, d.http.Shutdown(ctx))
+	}
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.consumers.Wait()
+	for drained := false; !drained; {
+		select {
+		case err := <-d.errs:
+			errs = append(errs, err)
+		default:
+			drained = true
+		}
+	}
+	if d.sink != nil {
+		errs = append(errs, d.sink.Close(ctx))
+	}
+	if d.nc != nil {
+		errs = append(errs, d.nc.Drain())
+	}
+	if d.nats != nil {
+		d.nats.Shutdown()
+		d.nats.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}
