@@ -158,7 +158,7 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, log
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	log = log.With("component", "consume", "consumer", cfg.Durable())
+	log = log.With("consumer", cfg.Durable())
 	jc, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.ConsumerConfig())
 	if err != nil {
 		return fmt.Errorf("consume: consumer %s on %s: %w", cfg.Durable(), cfg.Stream, err)

@@ -1,0 +1,47 @@
+# invoicehub — the two commands a newcomer needs are `make run` and `make test`.
+
+GO        ?= go
+MODULES   := schemas ingress normalizer sinks cmd/invoicehub e2e
+FUZZTIME  ?= 30s
+BENCHTIME ?= 2s
+
+.PHONY: run demo test check modules fmt vet fuzz bench build clean help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+run: ## run the whole pipeline on this machine (embedded JetStream, data in ./data)
+	$(GO) run ./cmd/invoicehub dev
+
+demo: ## post a signed sample Qonto webhook to `make run`
+	$(GO) run ./cmd/invoicehub send qonto
+
+test: check ## every test this machine can run: unit, embedded-JetStream integration, e2e processes
+	$(GO) test -count=1 $(foreach m,$(MODULES),./$(m)/...)
+
+check: fmt vet modules ## formatting, vet, and each module building on its own
+
+fmt:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(foreach m,$(MODULES),./$(m)/...)
+
+modules: ## every module builds and vets alone (GOWORK=off)
+	@set -e; for m in $(MODULES); do echo "GOWORK=off $$m"; (cd $$m && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) vet ./...); done
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@set -e; for m in $(MODULES); do \
+	  for pkg in $$(cd $$m && $(GO) list ./...); do \
+	    for f in $$(cd $$m && $(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	      echo "== $$pkg $$f ($(FUZZTIME))"; (cd $$m && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg); \
+	    done; done; done
+
+bench: ## benchmarks, ratios measured in the same run
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) $(foreach m,$(MODULES),./$(m)/...)
+
+build: ## static binaries in ./bin
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/invoicehub
+
+clean:
+	rm -rf bin data
