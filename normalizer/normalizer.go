@@ -11,6 +11,7 @@ import (
 	"github.com/invoicehub/invoicehub/normalizer/mapper"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
+	"github.com/invoicehub/invoicehub/schemas/stage"
 	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/sinks/consume"
 )
@@ -88,4 +89,17 @@ func (n *Normalizer) Handle(ctx context.Context, d consume.Delivery) error {
 	}
 	n.metrics.outcome(providerName, "published")
 	return nil
+}
+
+// LoadConfig reads the normalizer's settings besides the common stage ones:
+//
+//	INVOICEHUB_CONCURRENCY   deliveries in flight [4]
+//	INVOICEHUB_MAX_ATTEMPTS  deliveries before a raw event is dead-lettered [10]
+func LoadConfig(getenv stage.Env) (Config, error) {
+	p := &stage.Parser{Getenv: getenv}
+	c := Config{
+		Concurrency: p.Int("INVOICEHUB_CONCURRENCY", 4, 1, 256),
+		MaxAttempts: p.Int("INVOICEHUB_MAX_ATTEMPTS", 10, 1, 1000),
+	}
+	return c, p.Err()
 }

@@ -1,0 +1,52 @@
+package ingress
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/invoicehub/invoicehub/schemas/stage"
+)
+
+// Config is the ingress binary's configuration. Besides the common stage
+// variables (package stage) it reads:
+//
+//	INVOICEHUB_HTTP_ADDR        where webhooks are received [:8080]
+//	INVOICEHUB_SOURCES_FILE     the sources file (required; see ParseSources)
+//	INVOICEHUB_PUBLISH_TIMEOUT  PubAck deadline before answering 503 [750ms]
+//	INVOICEHUB_RETRY_AFTER      Retry-After sent with a 503 [1s]
+type Config struct {
+	Stage    stage.Config
+	HTTPAddr string
+	Sources  []Source
+	Options  Options
+}
+
+// LoadConfig reads the configuration and the sources file, returning every
+// problem at once.
+func LoadConfig(getenv stage.Env, readFile func(string) ([]byte, error)) (Config, error) {
+	common, commonErr := stage.Load(getenv)
+	p := &stage.Parser{Getenv: getenv}
+	c := Config{
+		Stage:    common,
+		HTTPAddr: p.String("INVOICEHUB_HTTP_ADDR", ":8080"),
+		Options: Options{
+			PublishTimeout: p.Duration("INVOICEHUB_PUBLISH_TIMEOUT", 750*time.Millisecond),
+			RetryAfter:     p.Duration("INVOICEHUB_RETRY_AFTER", time.Second),
+		},
+	}
+	errs := []error{commonErr, p.Err()}
+	file := getenv("INVOICEHUB_SOURCES_FILE")
+	switch body, err := readFile(file); {
+	case file == "":
+		errs = append(errs, errors.New("INVOICEHUB_SOURCES_FILE is required"))
+	case err != nil:
+		errs = append(errs, fmt.Errorf("INVOICEHUB_SOURCES_FILE: %w", err))
+	default:
+		if c.Sources, err = ParseSources(bytes.NewReader(body), getenv, readFile); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", file, err))
+		}
+	}
+	return c, errors.Join(errs...)
+}

@@ -1,0 +1,57 @@
+// Command normalizer turns raw webhooks into canonical invoice events.
+// Configuration: see normalizer.LoadConfig and package stage.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/invoicehub/invoicehub/normalizer"
+	"github.com/invoicehub/invoicehub/schemas/stage"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
+	common, err1 := stage.Load(getenv)
+	cfg, err2 := normalizer.LoadConfig(getenv)
+	if err := errors.Join(err1, err2); err != nil {
+		fmt.Fprintf(stderr, "normalizer: bad configuration:\n%v\n", err)
+		return 2
+	}
+	log := common.Logger(stderr, "normalizer")
+	nc, js, err := common.Connect(ctx, "normalizer", log)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	defer nc.Drain()
+	reg := stage.Registry()
+	cfg.Registerer = reg
+	n, err := normalizer.New(js, cfg, log)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	go func() {
+		if err := common.ServeMetrics(ctx, reg, log); err != nil {
+			log.Error("metrics", "err", err)
+		}
+	}()
+	log.Info("normalizer started")
+	if err := n.Run(ctx, cfg); err != nil { // returns after draining deliveries in flight
+		log.Error("run", "err", err)
+		return 1
+	}
+	return 0
+}

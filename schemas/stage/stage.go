@@ -1,0 +1,224 @@
+// Package stage is what every invoicehub stage binary (ingress, normalizer,
+// sinks) shares: configuration from the environment, the logger, the NATS
+// connection, the streams, the metrics endpoint, and shutdown.
+//
+// Environment (defaults in brackets):
+//
+//	INVOICEHUB_NATS_URL           NATS servers, comma-separated [nats://127.0.0.1:4222]
+//	INVOICEHUB_NATS_CREDS         a NATS credentials file (optional)
+//	INVOICEHUB_NATS_USER          user name (optional, with INVOICEHUB_NATS_PASSWORD_FILE)
+//	INVOICEHUB_NATS_PASSWORD_FILE file holding the password
+//	INVOICEHUB_LOG_LEVEL          debug, info, warn, error [info]
+//	INVOICEHUB_LOG_FORMAT         text or json [json]
+//	INVOICEHUB_METRICS_ADDR       where /metrics is served; "off" disables [:9090]
+//	INVOICEHUB_STREAM_REPLICAS    replicas per stream [1]
+//	INVOICEHUB_DUPLICATE_WINDOW   JetStream duplicate window [2m]
+//	INVOICEHUB_SHUTDOWN_GRACE     how long shutdown waits for work in flight [25s]
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/invoicehub/invoicehub/schemas/stream"
+)
+
+// Config is the environment every stage reads.
+type Config struct {
+	NATSURL          string
+	NATSCreds        string
+	NATSUser         string
+	NATSPasswordFile string
+	LogLevel         slog.Level
+	LogJSON          bool
+	MetricsAddr      string
+	Streams          stream.Config
+	ShutdownGrace    time.Duration
+}
+
+// Env reads a configuration value; Load is given os.Getenv in main and a
+// map in tests.
+type Env func(string) string
+
+// Load reads the common configuration. It returns every problem at once.
+func Load(getenv Env) (Config, error) {
+	p := &Parser{Getenv: getenv}
+	c := Config{
+		NATSURL:          p.String("INVOICEHUB_NATS_URL", "nats://127.0.0.1:4222"),
+		NATSCreds:        p.String("INVOICEHUB_NATS_CREDS", ""),
+		NATSUser:         p.String("INVOICEHUB_NATS_USER", ""),
+		NATSPasswordFile: p.String("INVOICEHUB_NATS_PASSWORD_FILE", ""),
+		MetricsAddr:      p.String("INVOICEHUB_METRICS_ADDR", ":9090"),
+		Streams: stream.Config{
+			Replicas:        p.Int("INVOICEHUB_STREAM_REPLICAS", 1, 1, 5),
+			DuplicateWindow: p.Duration("INVOICEHUB_DUPLICATE_WINDOW", 2*time.Minute),
+		},
+		ShutdownGrace: p.Duration("INVOICEHUB_SHUTDOWN_GRACE", 25*time.Second),
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(p.String("INVOICEHUB_LOG_LEVEL", "info"))); err != nil {
+		p.Fail("INVOICEHUB_LOG_LEVEL: want debug, info, warn or error")
+	}
+	switch f := p.String("INVOICEHUB_LOG_FORMAT", "json"); f {
+	case "json":
+		c.LogJSON = true
+	case "text":
+	default:
+		p.Fail("INVOICEHUB_LOG_FORMAT %q: want text or json", f)
+	}
+	if (c.NATSUser == "") != (c.NATSPasswordFile == "") {
+		p.Fail("INVOICEHUB_NATS_USER and INVOICEHUB_NATS_PASSWORD_FILE go together")
+	}
+	return c, p.Err()
+}
+
+// Parser reads typed environment values and collects every problem.
+type Parser struct {
+	Getenv Env
+	errs   []error
+}
+
+// Fail records a problem.
+func (p *Parser) Fail(format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf(format, args...))
+}
+
+// Err returns every recorded problem, joined, or nil.
+func (p *Parser) Err() error { return errors.Join(p.errs...) }
+
+// String returns the variable or def when it is unset.
+func (p *Parser) String(name, def string) string {
+	if v := strings.TrimSpace(p.Getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// Int returns the variable as an integer in [lo, hi], or def when unset.
+func (p *Parser) Int(name string, def, lo, hi int) int {
+	v := p.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.Fail("%s=%q: want an integer from %d to %d", name, v, lo, hi)
+		return def
+	}
+	return n
+}
+
+// Duration returns the variable as a positive duration, or def when unset.
+func (p *Parser) Duration(name string, def time.Duration) time.Duration {
+	v := p.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.Fail("%s=%q: want a positive duration such as 500ms or 2m", name, v)
+		return def
+	}
+	return d
+}
+
+// Logger returns the stage's logger writing to w.
+func (c Config) Logger(w io.Writer, stageName string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if c.LogJSON {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h).With("stage", stageName)
+}
+
+// Connect connects to NATS (reconnecting forever), and creates or updates
+// the streams.
+func (c Config) Connect(ctx context.Context, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{
+		nats.Name("invoicehub-" + name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+	}
+	if c.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(c.NATSCreds))
+	}
+	if c.NATSUser != "" {
+		pw, err := os.ReadFile(c.NATSPasswordFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("stage: nats password: %w", err)
+		}
+		opts = append(opts, nats.UserInfo(c.NATSUser, strings.TrimSpace(string(pw))))
+	}
+	nc, err := nats.Connect(c.NATSURL, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stage: connect %s: %w", c.NATSURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("stage: jetstream: %w", err)
+	}
+	if err := stream.Ensure(ctx, js, c.Streams); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// Registry returns a metrics registry with the Go and process collectors.
+func Registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// ServeMetrics serves /metrics (and /healthz) on c.MetricsAddr until ctx
+// ends; it returns at once if metrics are off.
+func (c Config) ServeMetrics(ctx context.Context, reg *prometheus.Registry, log *slog.Logger) error {
+	if c.MetricsAddr == "off" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	return Serve(ctx, c.MetricsAddr, mux, 5*time.Second, log)
+}
+
+// Serve serves h on addr until ctx ends, then shuts down gracefully within
+// grace: requests in flight finish, new ones are refused.
+func Serve(ctx context.Context, addr string, h http.Handler, grace time.Duration, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("stage: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-done:
+		return fmt.Errorf("stage: serve %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("stage: shutdown %s: %w", addr, err)
+	}
+	return nil
+}
