@@ -173,19 +173,6 @@ func (p *devProcess) post(t *testing.T, body []byte, secret string) (int, string
 	return resp.StatusCode, string(b)
 }
 
-func streamCount(t *testing.T, js jetstream.JetStream, name string) uint64 {
-	t.Helper()
-	s, err := js.Stream(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
 // sinkEvents reads the file sink's canonical events.
 func sinkEvents(t *testing.T, path string) []schemas.EventData {
 	t.Helper()
@@ -218,7 +205,7 @@ func TestQontoWebhookEndToEnd(t *testing.T) {
 	if code, answer := p.post(t, body, devSecret); code != http.StatusOK || !strings.Contains(answer, "accepted") {
 		t.Fatalf("signed webhook: %d %s", code, answer)
 	}
-	jstest.Eventually(t, 5*time.Second, "canonical event on INVOICES", func() bool { return streamCount(t, js, stream.Invoices) == 1 })
+	jstest.Eventually(t, 5*time.Second, "canonical event on INVOICES", func() bool { return jstest.Count(t, js, stream.Invoices) == 1 })
 	inv, _ := js.Stream(t.Context(), stream.Invoices)
 	msg, err := inv.GetLastMsgForSubject(t.Context(), "invoices.v1.created.qonto.demo")
 	if err != nil {
@@ -245,10 +232,10 @@ func TestQontoWebhookEndToEnd(t *testing.T) {
 	if code, _ := p.post(t, forged, "not-the-secret"); code != http.StatusUnauthorized {
 		t.Fatalf("forged webhook: %d", code)
 	}
-	if n := streamCount(t, js, stream.Webhooks); n != 1 {
+	if n := jstest.Count(t, js, stream.Webhooks); n != 1 {
 		t.Fatalf("WEBHOOKS holds %d messages, want 1", n)
 	}
-	if n := streamCount(t, js, stream.Invoices); n != 1 {
+	if n := jstest.Count(t, js, stream.Invoices); n != 1 {
 		t.Fatalf("INVOICES holds %d events, want 1", n)
 	}
 	if err := p.stop(t); err != nil {

@@ -1,10 +1,11 @@
 package ingress
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/invoicehub/invoicehub/schemas/stage"
 )
 
 // metrics counts webhook outcomes per provider and source and times them.
@@ -27,13 +28,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, .75, 1, 2.5},
 		}, []string{"provider", "outcome"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("ingress: register metrics: %w", err)
-		}
+	if err := stage.Register(reg, m.requests, m.duration); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -87,22 +87,7 @@ func signed(body []byte, secret string) http.Header {
 }
 
 func (f *fixture) stored(t *testing.T) []*jetstream.RawStreamMsg {
-	t.Helper()
-	s, err := f.js.Stream(t.Context(), stream.Webhooks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
-		if m, err := s.GetMsg(t.Context(), seq); err == nil {
-			out = append(out, m)
-		}
-	}
-	return out
+	return jstest.Messages(t, f.js, stream.Webhooks)
 }
 
 func TestAcceptsSignedWebhookByteForByte(t *testing.T) {

@@ -1,9 +1,9 @@
 package normalizer
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/invoicehub/invoicehub/schemas/stage"
 )
 
 type metrics struct {
@@ -22,13 +22,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Canonical events whose provider status has no mapping (status unknown).",
 		}, []string{"provider"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.processed, m.unknown} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("normalizer: register metrics: %w", err)
-		}
+	if err := stage.Register(reg, m.processed, m.unknown); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

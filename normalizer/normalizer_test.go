@@ -54,19 +54,6 @@ func runNormalizer(t *testing.T, js jetstream.JetStream) (stop func()) {
 	return stop
 }
 
-func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
-	t.Helper()
-	s, err := js.Stream(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
 func TestNormalizerPublishesAndDeadLetters(t *testing.T) {
 	_, js := jstest.Run(t).Connect(t)
 	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
@@ -79,7 +66,7 @@ func TestNormalizerPublishesAndDeadLetters(t *testing.T) {
 	stop := runNormalizer(t, js)
 
 	jstest.Eventually(t, 5*time.Second, "2 canonical events and 2 dead letters", func() bool {
-		return streamMsgs(t, js, stream.Invoices) == 2 && streamMsgs(t, js, stream.DLQ) == 2
+		return jstest.Count(t, js, stream.Invoices) == 2 && jstest.Count(t, js, stream.DLQ) == 2
 	})
 	// Dead letters arrive in any order; each names its raw stream sequence.
 	dlq, _ := js.Stream(t.Context(), stream.DLQ)
@@ -114,7 +101,7 @@ func TestNormalizerPublishesAndDeadLetters(t *testing.T) {
 		info, err := c.Info(t.Context())
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
-	if n := streamMsgs(t, js, stream.Invoices); n != 2 {
+	if n := jstest.Count(t, js, stream.Invoices); n != 2 {
 		t.Fatalf("after re-normalizing, INVOICES holds %d events, want 2", n)
 	}
 }

@@ -3,6 +3,7 @@
 package jstest
 
 import (
+	"context"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -50,4 +51,38 @@ func (s *Server) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 		t.Fatalf("jstest: jetstream: %v", err)
 	}
 	return nc, js
+}
+
+// Messages returns every message a stream holds, in order.
+func Messages(t testing.TB, js jetstream.JetStream, name string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	s, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatalf("jstest: stream %s: %v", name, err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatalf("jstest: stream %s: %v", name, err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		if m, err := s.GetMsg(context.Background(), seq); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Count returns how many messages a stream holds.
+func Count(t testing.TB, js jetstream.JetStream, name string) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatalf("jstest: stream %s: %v", name, err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatalf("jstest: stream %s: %v", name, err)
+	}
+	return info.State.Msgs
 }

@@ -25,8 +25,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -219,6 +221,29 @@ func Serve(ctx context.Context, addr string, h http.Handler, grace time.Duration
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("stage: shutdown %s: %w", addr, err)
+	}
+	return nil
+}
+
+// Main runs a stage's run function with a context that ends on SIGINT or
+// SIGTERM, and exits with its code. Every binary's main is this one line.
+func Main(run func(ctx context.Context, getenv Env, stderr io.Writer) int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Register registers collectors with reg; a nil reg registers nothing (a
+// component built without metrics, as in tests).
+func Register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("stage: register metrics: %w", err)
+		}
 	}
 	return nil
 }

@@ -79,18 +79,9 @@ func (f *fixture) start(t *testing.T, cfg Config, h Handler) (stop func()) {
 
 func (f *fixture) deadLetters(t *testing.T, subj string) []*jetstream.RawStreamMsg {
 	t.Helper()
-	s, err := f.js.Stream(t.Context(), stream.DLQ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(t.Context(), seq)
-		if err == nil && m.Subject == subj {
+	for _, m := range jstest.Messages(t, f.js, stream.DLQ) {
+		if m.Subject == subj {
 			out = append(out, m)
 		}
 	}

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -17,12 +15,7 @@ import (
 	"github.com/invoicehub/invoicehub/schemas/stage"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Getenv, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { stage.Main(run) }
 
 func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 	cfg, err := ingress.LoadConfig(getenv, os.ReadFile)

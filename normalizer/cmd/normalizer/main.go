@@ -7,20 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/invoicehub/invoicehub/normalizer"
 	"github.com/invoicehub/invoicehub/schemas/stage"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Getenv, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { stage.Main(run) }
 
 func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 	common, err1 := stage.Load(getenv)

@@ -11,9 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -22,12 +20,7 @@ import (
 	"github.com/invoicehub/invoicehub/sinks/builtin"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Getenv, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { stage.Main(run) }
 
 func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 	common, err := stage.Load(getenv)
