@@ -5,7 +5,7 @@ MODULES   := schemas ingress normalizer sinks cmd/invoicehub e2e
 FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 
-.PHONY: run demo test check modules fmt vet fuzz bench build clean help
+.PHONY: run demo test check fmt vet fuzz bench build clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -16,19 +16,16 @@ run: ## run the whole pipeline on this machine (embedded JetStream, data in ./da
 demo: ## post a signed sample Qonto webhook to `make run`
 	$(GO) run ./cmd/invoicehub send qonto
 
-test: check ## every test this machine can run: unit, embedded-JetStream integration, e2e processes
-	$(GO) test -count=1 $(foreach m,$(MODULES),./$(m)/...)
+test: fmt vet ## every test this machine can run, each module alone (GOWORK=off): unit, embedded-JetStream integration, e2e processes
+	@set -e; for m in $(MODULES); do echo "== $$m (GOWORK=off)"; (cd $$m && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) test -count=1 ./...); done
 
-check: fmt vet modules ## formatting, vet, and each module building on its own
+check: fmt vet ## formatting and vet across the workspace
 
 fmt:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet $(foreach m,$(MODULES),./$(m)/...)
-
-modules: ## every module builds and vets alone (GOWORK=off)
-	@set -e; for m in $(MODULES); do echo "GOWORK=off $$m"; (cd $$m && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) vet ./...); done
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for m in $(MODULES); do \
