@@ -163,7 +163,7 @@ func (p *devProcess) post(t *testing.T, body []byte, secret string) (int, string
 	t.Helper()
 	qonto, _ := provider.Lookup("qonto")
 	req, _ := http.NewRequest(http.MethodPost, p.httpURL+"/webhooks/qonto/demo", bytes.NewReader(body))
-	req.Header = qonto.Sign(provider.NewSecret([]byte(secret)), body, time.Now())
+	req.Header = qonto.Sign(provider.Credentials{Secrets: []provider.Secret{provider.NewSecret([]byte(secret))}}, provider.Message{Body: body, At: time.Now()})
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -10,13 +10,13 @@
 package ingress
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -137,7 +137,7 @@ func (s *Server) accept(r *http.Request, w http.ResponseWriter, providerName, so
 	if !ok {
 		return outcome{http.StatusNotFound, "unknown_source", "unknown source"}, nil
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, src.MaxBody))
+	body, err := readBody(w, r, src.MaxBody)
 	if err != nil {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
 			return outcome{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", src.MaxBody)}, nil
@@ -197,6 +197,17 @@ func (s *Server) rawMessage(ctx context.Context, p provider.Provider, src Source
 		}
 	}
 	return msg, nil
+}
+
+// readBody reads the request body up to limit bytes, sized from
+// Content-Length when the client sent one.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= limit {
+		buf.Grow(int(n) + 1) // +1: ReadFrom needs room to see EOF
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	return buf.Bytes(), err
 }
 
 // ContentID is the dedup id of a webhook whose provider sends no event id:

@@ -19,6 +19,7 @@ import (
 	"github.com/invoicehub/invoicehub/ingress/provider"
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/jstest"
+	"github.com/invoicehub/invoicehub/schemas/stage"
 	"github.com/invoicehub/invoicehub/schemas/stream"
 )
 
@@ -36,7 +37,7 @@ type fixture struct {
 	logs   *bytes.Buffer
 }
 
-func newFixture(t *testing.T, opts Options) *fixture {
+func newFixture(t *testing.T, opts Options, sources ...Source) *fixture {
 	t.Helper()
 	srv := jstest.Run(t)
 	nc, js := srv.Connect(t)
@@ -46,18 +47,22 @@ func newFixture(t *testing.T, opts Options) *fixture {
 	f := &fixture{srv: srv, nc: nc, js: js, reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}}
 	opts.Registerer = f.reg
 	opts.Now = func() time.Time { return testNow }
-	sources := []Source{{
-		Provider: "qonto", ID: "acme", MaxBody: 4096,
-		Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{
-			provider.NewSecret([]byte("old-secret")), provider.NewSecret([]byte(testSecret)),
-		}},
-	}}
+	if len(sources) == 0 {
+		sources = []Source{{
+			Provider: "qonto", ID: "acme", MaxBody: 4096,
+			Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{
+				provider.NewSecret([]byte("old-secret")), provider.NewSecret([]byte(testSecret)),
+			}},
+		}}
+	}
 	s, err := New(nc, js, sources, opts, slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.server = s
-	f.http = httptest.NewServer(s.Handler())
+	f.http = httptest.NewUnstartedServer(s.Handler())
+	f.http.Config = stage.NewHTTPServer(s.Handler())
+	f.http.Start()
 	t.Cleanup(f.http.Close)
 	return f
 }
@@ -83,7 +88,7 @@ func (f *fixture) post(t *testing.T, path string, header http.Header, body []byt
 
 func signed(body []byte, secret string) http.Header {
 	p, _ := provider.Lookup("qonto")
-	return p.Sign(provider.NewSecret([]byte(secret)), body, testNow)
+	return p.Sign(provider.Credentials{Secrets: []provider.Secret{provider.NewSecret([]byte(secret))}}, provider.Message{Body: body, At: testNow})
 }
 
 func (f *fixture) stored(t *testing.T) []*jetstream.RawStreamMsg {

@@ -41,8 +41,13 @@ const (
 //	      - file: /run/secrets/qonto-acme-previous
 //	    tolerance: 5m            # optional
 //	    max_body: 1048576        # optional, bytes
+//	    mode: hmac               # optional: the provider's authentication mode
+//	    header: X-Webhook-Token  # mode header: the header carrying the secret
+//	    user: moxie              # mode basic: the expected user name
 //
-// Secrets are references, never inline values.
+// Modes: rillet base64 (default) or raw key; mercoa standardwebhooks
+// (default), header or basic; moxie bearer (default), basic or header;
+// the others have one. Secrets are references, never inline values.
 type sourcesFile struct {
 	Sources []struct {
 		Provider  string `yaml:"provider"`
@@ -50,6 +55,9 @@ type sourcesFile struct {
 		Secrets   []secretRef
 		Tolerance string `yaml:"tolerance"`
 		MaxBody   int64  `yaml:"max_body"`
+		Mode      string `yaml:"mode"`
+		Header    string `yaml:"header"`
+		User      string `yaml:"user"`
 	} `yaml:"sources"`
 }
 
@@ -58,7 +66,10 @@ type secretRef struct {
 	File string `yaml:"file"`
 }
 
-var sourceIDSyntax = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+var (
+	sourceIDSyntax = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	headerName     = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+)
 
 // ParseSources reads a sources file. Secrets are resolved with getenv and
 // readFile. It returns every problem found, joined, and no sources if there
@@ -78,8 +89,26 @@ func ParseSources(r io.Reader, getenv func(string) string, readFile func(string)
 		fail := func(format string, args ...any) {
 			errs = append(errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
 		}
-		if _, ok := provider.Lookup(s.Provider); !ok {
+		p, known := provider.Lookup(s.Provider)
+		if !known {
 			fail("unknown provider %q (known: %s)", s.Provider, strings.Join(provider.Names(), ", "))
+		}
+		mode := s.Mode
+		if known && mode == "" {
+			mode = p.Modes[0]
+		}
+		if known && !p.HasMode(mode) {
+			fail("mode %q: want one of %s", s.Mode, strings.Join(p.Modes, ", "))
+		}
+		switch {
+		case mode == "header" && !headerName.MatchString(s.Header):
+			fail("mode header needs header: the name of the header carrying the secret")
+		case mode != "header" && s.Header != "":
+			fail("header is only for mode header")
+		case mode == "basic" && s.User == "":
+			fail("mode basic needs user")
+		case mode != "basic" && s.User != "":
+			fail("user is only for mode basic")
 		}
 		if !sourceIDSyntax.MatchString(s.ID) {
 			fail("id must be 1-64 of a-z, 0-9, '-', '_'")
@@ -89,7 +118,9 @@ func ParseSources(r io.Reader, getenv func(string) string, readFile func(string)
 		} else {
 			seen[key] = true
 		}
-		src := Source{Provider: s.Provider, ID: s.ID, MaxBody: s.MaxBody, Credentials: provider.Credentials{Tolerance: DefaultTolerance}}
+		src := Source{Provider: s.Provider, ID: s.ID, MaxBody: s.MaxBody, Credentials: provider.Credentials{
+			Tolerance: DefaultTolerance, Mode: mode, Header: s.Header, User: s.User,
+		}}
 		if s.Tolerance != "" {
 			d, err := time.ParseDuration(s.Tolerance)
 			if err != nil || d <= 0 || d > time.Hour {
@@ -106,12 +137,20 @@ func ParseSources(r io.Reader, getenv func(string) string, readFile func(string)
 			fail("no secrets")
 		}
 		for j, ref := range s.Secrets {
-			secret, err := ref.resolve(getenv, readFile)
+			raw, err := ref.resolve(getenv, readFile)
 			if err != nil {
 				fail("secrets[%d]: %v", j, err)
 				continue
 			}
-			src.Credentials.Secrets = append(src.Credentials.Secrets, secret)
+			if !known {
+				continue
+			}
+			key, err := p.Key(mode, raw)
+			if err != nil {
+				fail("secrets[%d] (%s): %v", j, ref, err)
+				continue
+			}
+			src.Credentials.Secrets = append(src.Credentials.Secrets, provider.NewSecret(key))
 		}
 		out = append(out, src)
 	}
@@ -121,28 +160,36 @@ func ParseSources(r io.Reader, getenv func(string) string, readFile func(string)
 	return out, nil
 }
 
+// String names the reference (never the value), for errors.
+func (r secretRef) String() string {
+	if r.Env != "" {
+		return "env " + r.Env
+	}
+	return "file " + r.File
+}
+
 // resolve reads a secret from the environment or a file; a file's trailing
 // newline is dropped. Errors name the reference, never the value.
-func (r secretRef) resolve(getenv func(string) string, readFile func(string) ([]byte, error)) (provider.Secret, error) {
+func (r secretRef) resolve(getenv func(string) string, readFile func(string) ([]byte, error)) ([]byte, error) {
 	switch {
 	case r.Env != "" && r.File != "":
-		return provider.Secret{}, errors.New("set env or file, not both")
+		return nil, errors.New("set env or file, not both")
 	case r.Env != "":
 		v := getenv(r.Env)
 		if v == "" {
-			return provider.Secret{}, fmt.Errorf("environment variable %s is empty or unset", r.Env)
+			return nil, fmt.Errorf("environment variable %s is empty or unset", r.Env)
 		}
-		return provider.NewSecret([]byte(v)), nil
+		return []byte(v), nil
 	case r.File != "":
 		b, err := readFile(r.File)
 		if err != nil {
-			return provider.Secret{}, fmt.Errorf("secret file %s: %w", r.File, err)
+			return nil, fmt.Errorf("secret file %s: %w", r.File, err)
 		}
 		b = bytes.TrimRight(b, "\r\n")
 		if len(b) == 0 {
-			return provider.Secret{}, fmt.Errorf("secret file %s is empty", r.File)
+			return nil, fmt.Errorf("secret file %s is empty", r.File)
 		}
-		return provider.NewSecret(b), nil
+		return b, nil
 	}
-	return provider.Secret{}, errors.New("a secret needs env or file")
+	return nil, errors.New("a secret needs env or file")
 }

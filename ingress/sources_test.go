@@ -89,3 +89,54 @@ func TestParseSourcesRefusesInlineSecrets(t *testing.T) {
 		t.Fatalf("inline secret accepted or echoed: %v", err)
 	}
 }
+
+func TestParseSourcesModes(t *testing.T) {
+	yaml := `
+sources:
+  - {provider: rillet, id: r, secrets: [{env: RILLET}]}
+  - {provider: rillet, id: r-raw, mode: raw, secrets: [{env: RILLET}]}
+  - {provider: mercoa, id: m, secrets: [{env: WHSEC}]}
+  - {provider: mercoa, id: m-h, mode: header, header: X-Mercoa-Token, secrets: [{env: PLAIN}]}
+  - {provider: moxie, id: x, mode: basic, user: hooks, secrets: [{env: PLAIN}]}
+`
+	srcs, err := ParseSources(strings.NewReader(yaml), getenv(map[string]string{
+		"RILLET": "c2VjcmV0", "WHSEC": "whsec_c2VjcmV0", "PLAIN": "plain-token",
+	}), readFile(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ mode, key string }{{"base64", "secret"}, {"raw", "c2VjcmV0"}, {"standardwebhooks", "secret"}, {"header", "plain-token"}, {"basic", "plain-token"}}
+	for i, w := range want {
+		c := srcs[i].Credentials
+		if c.Mode != w.mode || string(c.Secrets[0].Bytes()) != w.key {
+			t.Errorf("source %d: mode %q key %q, want %q %q", i, c.Mode, c.Secrets[0].Bytes(), w.mode, w.key)
+		}
+	}
+	if srcs[3].Credentials.Header != "X-Mercoa-Token" || srcs[4].Credentials.User != "hooks" {
+		t.Errorf("header/user not kept: %+v %+v", srcs[3].Credentials, srcs[4].Credentials)
+	}
+}
+
+func TestParseSourcesModeProblems(t *testing.T) {
+	yaml := `
+sources:
+  - {provider: qonto, id: a, mode: bearer, secrets: [{env: S}]}
+  - {provider: moxie, id: b, mode: header, secrets: [{env: S}]}
+  - {provider: moxie, id: c, mode: basic, secrets: [{env: S}]}
+  - {provider: moxie, id: d, header: X-Token, secrets: [{env: S}]}
+  - {provider: rillet, id: e, secrets: [{env: NOT_B64}]}
+  - {provider: standardwebhooks, id: f, secrets: [{env: NOT_B64}]}
+`
+	_, err := ParseSources(strings.NewReader(yaml), getenv(map[string]string{"S": "x", "NOT_B64": "hunter2!"}), readFile(nil))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{`mode "bearer"`, "mode header needs header", "mode basic needs user", "header is only for mode header", "sources[4] (rillet/e): secrets[0] (env NOT_B64)", "sources[5] (standardwebhooks/f)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Error("an error repeats a secret")
+	}
+}

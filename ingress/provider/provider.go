@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 )
@@ -41,10 +42,25 @@ type Request struct {
 
 // Credentials are what a source verifies with.
 type Credentials struct {
-	// Secrets, any of which may have signed the webhook (rotation).
+	// Secrets, any of which may have signed the webhook (rotation). They
+	// hold keys as the scheme uses them (see Provider.Key).
 	Secrets []Secret
 	// Tolerance bounds |signed timestamp − arrival| for timestamped schemes.
 	Tolerance time.Duration
+	// Mode picks one of the provider's Modes; empty means the first.
+	Mode string
+	// Header names the header holding the secret in mode "header".
+	Header string
+	// User is the expected user name in mode "basic".
+	User string
+}
+
+// modeOr returns the credentials' mode, or def when none is set.
+func (c Credentials) modeOr(def string) string {
+	if c.Mode == "" {
+		return def
+	}
+	return c.Mode
 }
 
 // Evidence records how a webhook was verified.
@@ -74,30 +90,56 @@ type Identity struct {
 	Time time.Time
 }
 
+// Message is what a provider would send, for Sign: the body, when, and the
+// event id and type where the provider carries them in headers.
+type Message struct {
+	Body []byte
+	At   time.Time
+	ID   string
+	Type string
+}
+
 // Provider authenticates and identifies one provider's webhooks.
 type Provider struct {
 	Name string
+	// Modes lists the authentication modes a source may pick; the first is
+	// the default. A provider with one scheme has one mode.
+	Modes []string
+	// Key turns a configured secret into the key Verify uses (decoding
+	// base64, stripping whsec_...); it fails on a secret the mode cannot use.
+	Key func(mode string, raw []byte) ([]byte, error)
 	// Verify proves the request genuine with the source's credentials.
 	Verify func(req Request, creds Credentials) (Evidence, error)
 	// Identify reads the event's id, type and time from a verified request.
+	// An empty ID means the provider sends none: ingress derives one.
 	Identify func(req Request) (Identity, error)
-	// Sign returns the headers that authenticate body as the provider would
-	// send them at time at; for `invoicehub send` and tests.
-	Sign func(secret Secret, body []byte, at time.Time) http.Header
+	// Sign returns the headers that authenticate m as the provider would
+	// send it, with creds.Secrets[0]; for `invoicehub send` and tests.
+	Sign func(creds Credentials, m Message) http.Header
 	// Headers lists the request headers with meaning that the raw event
 	// keeps beside the body.
 	Headers []string
 }
 
-// table is the one list of providers.
+// table is the one list of providers: a provider is one file and one line.
 var table = map[string]Provider{
-	qonto.Name: qonto,
+	mercoa.Name:           mercoa,
+	moxie.Name:            moxie,
+	pennylane.Name:        pennylane,
+	qonto.Name:            qonto,
+	rillet.Name:           rillet,
+	standardWebhooks.Name: standardWebhooks,
 }
 
 // Lookup returns the provider called name.
 func Lookup(name string) (Provider, bool) {
 	p, ok := table[name]
 	return p, ok
+}
+
+// HasMode reports whether mode is one of the provider's modes.
+func (p Provider) HasMode(mode string) bool {
+	return mode == "" || slices.Contains(p.Modes, mode)
 }
 
 // Names lists the providers, sorted.

@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"crypto/hmac"
 	"encoding/hex"
 	"net/http"
 	"strconv"
@@ -9,20 +8,17 @@ import (
 	"time"
 )
 
-// tv1Signature is the "t=<unix>,v1=<hex>" scheme of Qonto (and Pennylane):
+// tv1Signature is the "t=<unix>,v1=<hex>" scheme of Qonto and Pennylane:
 // hex HMAC-SHA256 over "<t>.<body>" with the secret's raw bytes. Several v1
 // entries may be present (the provider signing with old and new secrets).
 type tv1Signature struct{ header string }
 
 func (s tv1Signature) verify(req Request, creds Credentials) (Evidence, error) {
-	values := req.Header.Values(s.header)
-	if len(values) == 0 {
-		return Evidence{}, unauthorized("missing %s", s.header)
+	value, err := single(req.Header, s.header)
+	if err != nil {
+		return Evidence{}, err
 	}
-	if len(values) > 1 {
-		return Evidence{}, unauthorized("more than one %s", s.header)
-	}
-	ts, sigs, err := parseTV1(values[0])
+	ts, sigs, err := parseTV1(value)
 	if err != nil {
 		return Evidence{}, unauthorized("%s: %s", s.header, err)
 	}
@@ -30,21 +26,12 @@ func (s tv1Signature) verify(req Request, creds Credentials) (Evidence, error) {
 	if err := checkTolerance(signedAt, req.Received, creds.Tolerance); err != nil {
 		return Evidence{}, err
 	}
-	payload := [][]byte{[]byte(strconv.FormatInt(ts, 10)), []byte("."), req.Body}
-	for i, secret := range creds.Secrets {
-		want := hmacSHA256(secret.Bytes(), payload...)
-		for _, sig := range sigs {
-			if hmac.Equal(want, sig) {
-				return Evidence{KeyIndex: i, SignedAt: signedAt}, nil
-			}
-		}
-	}
-	return Evidence{}, unauthorized("signature mismatch")
+	return matchHMAC(creds, signedAt, sigs, [][]byte{[]byte(strconv.FormatInt(ts, 10)), []byte("."), req.Body})
 }
 
-func (s tv1Signature) sign(secret Secret, body []byte, at time.Time) http.Header {
-	ts := strconv.FormatInt(at.Unix(), 10)
-	mac := hmacSHA256(secret.Bytes(), []byte(ts), []byte("."), body)
+func (s tv1Signature) sign(creds Credentials, m Message) http.Header {
+	ts := strconv.FormatInt(m.At.Unix(), 10)
+	mac := hmacSHA256(creds.Secrets[0].Bytes(), []byte(ts), []byte("."), m.Body)
 	h := http.Header{}
 	h.Set(s.header, "t="+ts+",v1="+hex.EncodeToString(mac))
 	h.Set("Content-Type", "application/json")
@@ -77,7 +64,7 @@ func parseTV1(value string) (int64, [][]byte, error) {
 			if err != nil || len(sig) != 32 {
 				return 0, nil, errorString("bad v1 signature")
 			}
-			if len(sigs) == 10 {
+			if len(sigs) == maxSignatures {
 				return 0, nil, errorString("too many signatures")
 			}
 			sigs = append(sigs, sig)

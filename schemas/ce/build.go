@@ -40,6 +40,7 @@ func RawSource(provider, source string) string {
 }
 
 // NewRaw builds the raw CloudEvent for r; the body is carried unchanged.
+// ToMsg validates it.
 func NewRaw(r Raw) (event.Event, error) {
 	e := event.New()
 	e.SetID(r.ID)
@@ -58,10 +59,7 @@ func NewRaw(r Raw) (event.Event, error) {
 	if err := e.SetData(ct, r.Body); err != nil {
 		return event.Event{}, fmt.Errorf("ce: raw data: %w", err)
 	}
-	if err := e.Validate(); err != nil {
-		return event.Event{}, fmt.Errorf("ce: raw event: %w", err)
-	}
-	return e, nil
+	return e, nil // validated by ToMsg, before anything is published
 }
 
 // CanonicalSource is the CloudEvent source of canonical events.

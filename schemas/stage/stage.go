@@ -201,6 +201,19 @@ func (c Config) ServeMetrics(ctx context.Context, reg *prometheus.Registry, log 
 	return Serve(ctx, c.MetricsAddr, mux, 5*time.Second, log)
 }
 
+// MaxHeaderBytes caps a request's headers; a webhook needs a few hundred
+// bytes, so more is answered 431.
+const MaxHeaderBytes = 64 << 10
+
+// NewHTTPServer returns an HTTP server with production limits: header,
+// read and idle timeouts, and MaxHeaderBytes.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: MaxHeaderBytes,
+	}
+}
+
 // Serve serves h on addr until ctx ends, then shuts down gracefully within
 // grace: requests in flight finish, new ones are refused.
 func Serve(ctx context.Context, addr string, h http.Handler, grace time.Duration, log *slog.Logger) error {
@@ -208,7 +221,7 @@ func Serve(ctx context.Context, addr string, h http.Handler, grace time.Duration
 	if err != nil {
 		return fmt.Errorf("stage: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := NewHTTPServer(h)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())

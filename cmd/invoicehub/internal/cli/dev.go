@@ -23,14 +23,27 @@ import (
 	"github.com/invoicehub/invoicehub/ingress"
 	"github.com/invoicehub/invoicehub/ingress/provider"
 	"github.com/invoicehub/invoicehub/normalizer"
+	"github.com/invoicehub/invoicehub/schemas/stage"
 	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/sinks"
 	"github.com/invoicehub/invoicehub/sinks/builtin"
 )
 
-// DevSecret signs and verifies webhooks of the dev source. It is public:
-// dev mode only, never in production.
+// DevSecret signs and verifies webhooks of the dev sources: its bytes are
+// the key of every provider's demo source (configured, it would read
+// "invoicehub-dev-secret" for raw keys, its base64 for Rillet and
+// whsec_ + its base64 for Standard Webhooks). It is public: dev mode only,
+// never in production.
 const DevSecret = "invoicehub-dev-secret"
+
+// devCredentials are the demo source's credentials for provider p: its
+// default mode, keyed with DevSecret.
+func devCredentials(p provider.Provider) provider.Credentials {
+	return provider.Credentials{
+		Tolerance: ingress.DefaultTolerance, Mode: p.Modes[0],
+		Secrets: []provider.Secret{provider.NewSecret([]byte(DevSecret))},
+	}
+}
 
 // DevSource is the source id dev mode accepts for every provider.
 const DevSource = "demo"
@@ -164,10 +177,8 @@ func (d *dev) goConsume(run func() error) {
 func (d *dev) startIngress(js jetstream.JetStream, reg *prometheus.Registry) error {
 	var sources []ingress.Source
 	for _, name := range provider.Names() {
-		sources = append(sources, ingress.Source{
-			Provider: name, ID: DevSource, MaxBody: ingress.DefaultMaxBody,
-			Credentials: provider.Credentials{Tolerance: ingress.DefaultTolerance, Secrets: []provider.Secret{provider.NewSecret([]byte(DevSecret))}},
-		})
+		p, _ := provider.Lookup(name)
+		sources = append(sources, ingress.Source{Provider: name, ID: DevSource, MaxBody: ingress.DefaultMaxBody, Credentials: devCredentials(p)})
 	}
 	srv, err := ingress.New(d.nc, js, sources, ingress.Options{Registerer: reg}, d.log)
 	if err != nil {
@@ -181,7 +192,7 @@ func (d *dev) startIngress(js jetstream.JetStream, reg *prometheus.Registry) err
 		return fmt.Errorf("ingress: %w", err)
 	}
 	d.httpURL = "http://" + ln.Addr().String()
-	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	d.http = stage.NewHTTPServer(mux)
 	go func() {
 		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.errs <- err

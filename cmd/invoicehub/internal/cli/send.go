@@ -30,20 +30,29 @@ func runSend(ctx context.Context, args []string, env Env) error {
 	fs.SetOutput(env.Stderr)
 	url := fs.String("url", "http://127.0.0.1:8080", "ingress base URL")
 	source := fs.String("source", DevSource, "source id")
-	secret := fs.String("secret", DevSecret, "signing secret (default: the dev secret; or set INVOICEHUB_SEND_SECRET)")
+	secret := fs.String("secret", "", "the source's secret as configured (default: the dev key; or set INVOICEHUB_SEND_SECRET)")
 	status := fs.String("status", "unpaid", "the sample invoice's status, in the provider's words")
 	invoice := fs.String("invoice", "", "the sample invoice's remote id (default: a new one)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if s := env.Getenv("INVOICEHUB_SEND_SECRET"); s != "" && *secret == DevSecret {
-		*secret = s
+	if *secret == "" {
+		*secret = env.Getenv("INVOICEHUB_SEND_SECRET")
+	}
+	creds := devCredentials(p)
+	if *secret != "" {
+		key, err := p.Key(creds.Mode, []byte(*secret))
+		if err != nil {
+			return fmt.Errorf("secret: %w", err)
+		}
+		creds.Secrets = []provider.Secret{provider.NewSecret(key)}
 	}
 	if *invoice == "" {
 		*invoice = uuid.NewString()
 	}
 	now := time.Now().UTC()
-	body, err := sample(sampleParams{EventID: uuid.NewString(), InvoiceID: *invoice, Status: *status, At: now})
+	eventID := uuid.NewString()
+	body, eventType, err := sample(sampleParams{EventID: eventID, InvoiceID: *invoice, Status: *status, At: now})
 	if err != nil {
 		return err
 	}
@@ -52,7 +61,7 @@ func runSend(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	req.Header = p.Sign(provider.NewSecret([]byte(*secret)), body, now)
+	req.Header = p.Sign(creds, provider.Message{Body: body, At: now, ID: eventID, Type: eventType})
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -73,8 +82,9 @@ type sampleParams struct {
 	At                         time.Time
 }
 
-// samples builds a realistic webhook body per provider.
-var samples = map[string]func(sampleParams) ([]byte, error){
+// samples builds a realistic webhook body per provider, and the event type
+// as the provider's headers carry it (where they do).
+var samples = map[string]func(sampleParams) ([]byte, string, error){
 	"qonto": qontoSample,
 }
 
@@ -86,9 +96,9 @@ func samplers() []string {
 	return names
 }
 
-func qontoSample(p sampleParams) ([]byte, error) {
+func qontoSample(p sampleParams) ([]byte, string, error) {
 	at := p.At.Format(time.RFC3339)
-	return json.Marshal(map[string]any{
+	body, err := json.Marshal(map[string]any{
 		"id": p.EventID, "event_type": "client_invoices.created", "created_at": at,
 		"data": map[string]any{
 			"id": p.InvoiceID, "number": "INV-" + p.InvoiceID[:8], "status": p.Status, "currency": "EUR",
@@ -106,4 +116,5 @@ func qontoSample(p sampleParams) ([]byte, error) {
 			}},
 		},
 	})
+	return body, "", err
 }

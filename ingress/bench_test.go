@@ -1,0 +1,133 @@
+package ingress
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/schemas/ce"
+	"github.com/invoicehub/invoicehub/schemas/jstest"
+	"github.com/invoicehub/invoicehub/schemas/stage"
+	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/schemas/subject"
+)
+
+const (
+	benchConcurrency = 16
+	benchBatch       = 400 // webhooks per phase per iteration
+	benchBodySize    = 2500
+)
+
+// benchBody is a ~2.5 KB Qonto webhook with a unique event id.
+func benchBody(id int64) []byte {
+	head := fmt.Sprintf(`{"id":"bench-%d","event_type":"client_invoices.created","created_at":"2024-03-04T15:59:00Z","data":{"id":"inv-%d","currency":"EUR","status":"unpaid","footer":"`, id, id)
+	pad := benchBodySize - len(head) - len(`"}}`)
+	return []byte(head + strings.Repeat("x", pad) + `"}}`)
+}
+
+// BenchmarkIngressVsPublish measures, in the same run and at the same
+// concurrency, accepted webhooks per second through ingress (HTTP, verify,
+// identify, publish, PubAck) and raw JetStream publishes of the same
+// payloads as the same CloudEvent messages, and reports the ratio.
+func BenchmarkIngressVsPublish(b *testing.B) {
+	srv := jstest.Run(b)
+	nc, js := srv.Connect(b)
+	if err := stream.Ensure(context.Background(), js, stream.Config{}); err != nil {
+		b.Fatal(err)
+	}
+	key := provider.NewSecret([]byte("bench-secret"))
+	src := Source{Provider: "qonto", ID: "bench", MaxBody: DefaultMaxBody, Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{key}}}
+	s, err := New(nc, js, []Source{src}, Options{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(s.Handler())
+	hs.Config = stage.NewHTTPServer(s.Handler())
+	hs.Start()
+	defer hs.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchConcurrency}}
+	qonto, _ := provider.Lookup("qonto")
+
+	var seq atomic.Int64
+	var rawTime, ingressTime time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		msgs := make([]*nats.Msg, benchBatch)
+		for i := range msgs {
+			id := seq.Add(1)
+			e, err := ce.NewRaw(ce.Raw{Provider: "qonto", Source: "bench", Type: "com.qonto.client_invoices.created", ID: fmt.Sprintf("bench-%d", id), Time: time.Now(), Body: benchBody(id)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if msgs[i], err = ce.ToMsg(context.Background(), subject.Webhook("qonto", "bench"), e); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reqs := make([]*http.Request, benchBatch)
+		for i := range reqs {
+			body := benchBody(seq.Add(1))
+			reqs[i], _ = http.NewRequest(http.MethodPost, hs.URL+"/webhooks/qonto/bench", bytes.NewReader(body))
+			reqs[i].Header = qonto.Sign(src.Credentials, provider.Message{Body: body, At: time.Now()})
+		}
+		b.StartTimer()
+		rawTime += parallel(b, benchBatch, func(i int) error {
+			_, err := js.PublishMsg(context.Background(), msgs[i])
+			return err
+		})
+		ingressTime += parallel(b, benchBatch, func(i int) error {
+			resp, err := client.Do(reqs[i])
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		})
+	}
+	n := float64(b.N * benchBatch)
+	rawRate, ingressRate := n/rawTime.Seconds(), n/ingressTime.Seconds()
+	b.ReportMetric(rawRate, "raw-publish/s")
+	b.ReportMetric(ingressRate, "ingress/s")
+	b.ReportMetric(ingressRate/rawRate, "ingress/raw")
+	b.ReportMetric(0, "ns/op")
+}
+
+// parallel runs fn(0..n-1) on benchConcurrency workers and returns the
+// elapsed time.
+func parallel(b *testing.B, n int, fn func(i int) error) time.Duration {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	start := time.Now()
+	for range benchConcurrency {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := fn(i); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}

@@ -1,0 +1,242 @@
+package ingress
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/schemas/jstest"
+	"github.com/invoicehub/invoicehub/schemas/stream"
+)
+
+// hostileSource is a configured source and how its requests are built.
+type hostileSource struct {
+	src Source
+	// authHeaders carry the signature or token; tsHeader the signed time
+	// ("" when it is inside the signature header or there is none).
+	authHeaders []string
+	tsHeader    string
+	signed      bool // the body is covered by a signature
+	timestamped bool
+	msg         func(body []byte, at time.Time) provider.Message
+	body        []byte
+}
+
+const hostileCap = 8192
+
+func hostileSources() []hostileSource {
+	creds := func(mode string, keys ...string) provider.Credentials {
+		c := provider.Credentials{Tolerance: 5 * time.Minute, Mode: mode, Header: "X-Webhook-Token", User: "hooks"}
+		for _, k := range keys {
+			c.Secrets = append(c.Secrets, provider.NewSecret([]byte(k)))
+		}
+		return c
+	}
+	src := func(p, id, mode string, keys ...string) Source {
+		return Source{Provider: p, ID: id, MaxBody: hostileCap, Credentials: creds(mode, keys...)}
+	}
+	envelope := []byte(`{"id":"evt-1","event_type":"client_invoices.created","data":{"id":"inv-1"}}`)
+	plain := func(id, typ string) func([]byte, time.Time) provider.Message {
+		return func(b []byte, at time.Time) provider.Message {
+			return provider.Message{Body: b, At: at, ID: id, Type: typ}
+		}
+	}
+	mercoaBody := []byte(`{"eventType":"invoice.created","invoice":{"id":"in_1"}}`)
+	moxieBody := []byte(`{"id":"64ae5aea","status":"SENT"}`)
+	swBody := []byte(`{"type":"invoice.paid","data":{}}`)
+	return []hostileSource{
+		{src("qonto", "q", "hmac", "qonto-key-1", "qonto-key-2"), []string{"X-Qonto-Signature"}, "", true, true, plain("", ""), envelope},
+		{src("pennylane", "p", "hmac", "penny-key-1"), []string{"X-Pennylane-Signature"}, "", true, true, plain("", ""), envelope},
+		{src("rillet", "r", "base64", "rillet-key-1"), []string{"X-Rillet-Signature"}, "X-Rillet-Timestamp", true, true, plain("evt-r", "INVOICE.CREATED"), []byte(`{"id":"inv-1"}`)},
+		{src("rillet", "r-raw", "raw", "rillet-raw-key"), []string{"X-Rillet-Signature"}, "X-Rillet-Timestamp", true, true, plain("evt-r2", "INVOICE.UPDATED"), []byte(`"inv-1"`)},
+		{src("standardwebhooks", "sw", "hmac", "sw-key-1"), []string{"Webhook-Signature"}, "Webhook-Timestamp", true, true, plain("msg_1", ""), swBody},
+		{src("mercoa", "m", "standardwebhooks", "mercoa-key-1"), []string{"Webhook-Signature"}, "Webhook-Timestamp", true, true, plain("msg_2", ""), mercoaBody},
+		{src("mercoa", "m-header", "header", "mercoa-shared-token"), []string{"X-Webhook-Token"}, "", false, false, plain("", ""), mercoaBody},
+		{src("mercoa", "m-basic", "basic", "mercoa-basic-pass"), []string{"Authorization"}, "", false, false, plain("", ""), mercoaBody},
+		{src("moxie", "x", "bearer", "moxie-bearer-token"), []string{"Authorization"}, "", false, false, plain("", "InvoiceSent"), moxieBody},
+		{src("moxie", "x-basic", "basic", "moxie-basic-pass"), []string{"Authorization"}, "", false, false, plain("", "PaymentReceived"), moxieBody},
+		{src("moxie", "x-header", "header", "moxie-header-token"), []string{"X-Webhook-Token"}, "", false, false, plain("", "InvoiceSent"), moxieBody},
+	}
+}
+
+type hostileCase struct {
+	name   string
+	method string
+	path   string
+	header http.Header
+	body   []byte
+	want   int
+}
+
+// sign signs body for s at at with the source's last key, or with key.
+func (s hostileSource) sign(body []byte, at time.Time, key string) http.Header {
+	p, _ := provider.Lookup(s.src.Provider)
+	c := s.src.Credentials
+	if key != "" {
+		c.Secrets = []provider.Secret{provider.NewSecret([]byte(key))}
+	} else {
+		c.Secrets = c.Secrets[len(c.Secrets)-1:]
+	}
+	return p.Sign(c, s.msg(body, at))
+}
+
+// mutate returns h with fn applied to every auth header value.
+func (s hostileSource) mutate(h http.Header, fn func(string) string) http.Header {
+	h = h.Clone()
+	for _, name := range s.authHeaders {
+		h.Set(name, fn(h.Get(name)))
+	}
+	return h
+}
+
+// reencode turns a hex signature into base64 and a base64 one into hex,
+// wherever it sits in the header value.
+func reencode(v string) string {
+	if i := strings.Index(v, "v1="); i >= 0 {
+		b, _ := hex.DecodeString(v[i+3:])
+		return v[:i+3] + base64.StdEncoding.EncodeToString(b)
+	}
+	if i := strings.Index(v, "v1,"); i >= 0 {
+		b, _ := base64.StdEncoding.DecodeString(v[i+3:])
+		return v[:i+3] + hex.EncodeToString(b)
+	}
+	if b, err := base64.StdEncoding.DecodeString(v); err == nil && len(b) == 32 {
+		return hex.EncodeToString(b)
+	}
+	return base64.StdEncoding.EncodeToString([]byte(v)) // a token, sent encoded
+}
+
+func (s hostileSource) cases(now time.Time) []hostileCase {
+	path := "/webhooks/" + s.src.Provider + "/" + s.src.ID
+	good := s.sign(s.body, now, "")
+	c := func(name, method string, h http.Header, body []byte, want int) hostileCase {
+		return hostileCase{s.src.Provider + "/" + s.src.ID + ": " + name, method, path, h, body, want}
+	}
+	big := append(bytes.Clone(s.body[:len(s.body)-1]), []byte(`,"pad":"`+strings.Repeat("x", hostileCap)+`"}`)...)
+	dup := good.Clone()
+	for _, name := range s.authHeaders {
+		dup.Add(name, good.Get(name))
+	}
+	huge := good.Clone()
+	huge.Set("X-Padding", strings.Repeat("a", 100<<10))
+	out := []hostileCase{
+		c("forged with another key", "POST", s.sign(s.body, now, "attacker-key"), s.body, 401),
+		c("no authentication", "POST", http.Header{"Content-Type": {"application/json"}}, s.body, 401),
+		c("truncated signature", "POST", s.mutate(good, func(v string) string { return v[:len(v)-4] }), s.body, 401),
+		c("wrong encoding", "POST", s.mutate(good, reencode), s.body, 401),
+		c("empty authentication", "POST", s.mutate(good, func(string) string { return "" }), s.body, 401),
+		c("duplicated auth header", "POST", dup, s.body, 401),
+		c("empty body", "POST", s.sign(nil, now, ""), nil, 400),
+		c("not JSON", "POST", s.sign([]byte("hello"), now, ""), []byte("hello"), 400),
+		c("truncated JSON", "POST", s.sign(s.body[:len(s.body)/2], now, ""), s.body[:len(s.body)/2], 400),
+		c("oversized", "POST", s.sign(big, now, ""), big, 413),
+		c("GET", "GET", good, nil, 405),
+		c("PUT", "PUT", good, s.body, 405),
+		c("DELETE", "DELETE", good, nil, 405),
+		c("huge header", "POST", huge, s.body, 431),
+		{s.src.Provider + "/" + s.src.ID + ": unknown source", "POST", path + "-nope", good, s.body, 404},
+		{s.src.Provider + "/" + s.src.ID + ": extra path segment", "POST", path + "/more", good, s.body, 404},
+	}
+	if s.signed {
+		tampered := bytes.Replace(s.body, []byte("{"), []byte(`{"amount":"9999.00",`), 1)
+		if s.body[0] == '"' { // a bare JSON string: change its last letter
+			tampered = append(bytes.Clone(s.body[:len(s.body)-2]), 'X', '"')
+		}
+		if bytes.Equal(tampered, s.body) {
+			panic("tampering left the body unchanged")
+		}
+		out = append(out,
+			c("tampered body", "POST", good, tampered, 401),
+			c("body with trailing space", "POST", good, append(bytes.Clone(s.body), ' '), 401),
+		)
+	}
+	if s.timestamped {
+		stale, future := now.Add(-6*time.Minute), now.Add(6*time.Minute)
+		replay := s.sign(s.body, stale, "")
+		newTS := func(h http.Header) http.Header {
+			h = h.Clone()
+			if s.tsHeader == "" { // t= inside the signature header
+				old := strconv.FormatInt(stale.Unix(), 10)
+				for _, name := range s.authHeaders {
+					h.Set(name, strings.Replace(h.Get(name), "t="+old, "t="+strconv.FormatInt(now.Unix(), 10), 1))
+				}
+			} else if strings.HasPrefix(s.tsHeader, "Webhook") {
+				h.Set(s.tsHeader, strconv.FormatInt(now.Unix(), 10))
+			} else {
+				h.Set(s.tsHeader, now.UTC().Format(time.RFC3339))
+			}
+			return h
+		}
+		out = append(out,
+			c("stale timestamp", "POST", s.sign(s.body, stale, ""), s.body, 401),
+			c("future timestamp", "POST", s.sign(s.body, future, ""), s.body, 401),
+			c("replayed with a new timestamp", "POST", newTS(replay), s.body, 401),
+		)
+	}
+	return out
+}
+
+func TestHostileRequests(t *testing.T) {
+	var sources []Source
+	hs := hostileSources()
+	for _, h := range hs {
+		sources = append(sources, h.src)
+	}
+	f := newFixture(t, Options{}, sources...)
+	var cases []hostileCase
+	for _, h := range hs {
+		cases = append(cases, h.cases(testNow)...)
+	}
+	cases = append(cases,
+		hostileCase{"unknown provider", "POST", "/webhooks/stripe/q", http.Header{}, []byte("{}"), 404},
+		hostileCase{"no source", "POST", "/webhooks/qonto", http.Header{}, []byte("{}"), 404},
+		hostileCase{"root", "POST", "/", http.Header{}, []byte("{}"), 404},
+		hostileCase{"path traversal", "POST", "/webhooks/qonto/..%2f..%2fetc", http.Header{}, []byte("{}"), 404},
+	)
+	if len(cases) < 100 {
+		t.Fatalf("only %d hostile cases", len(cases))
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, f.http.URL+tc.path, bytes.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = tc.header
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+	t.Logf("%d hostile requests", len(cases))
+	if n := jstest.Count(t, f.js, stream.Webhooks); n != 0 {
+		t.Fatalf("WEBHOOKS holds %d messages after hostile requests", n)
+	}
+	// The genuine request of every source is accepted (the table is not
+	// failing for a broken setup), and no secret reached the logs.
+	for _, h := range hs {
+		resp := f.post(t, "/webhooks/"+h.src.Provider+"/"+h.src.ID, h.sign(h.body, testNow, ""), h.body)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s/%s: genuine request got %d", h.src.Provider, h.src.ID, resp.StatusCode)
+		}
+	}
+	logs := f.logs.String()
+	for _, h := range hs {
+		for _, s := range h.src.Credentials.Secrets {
+			if strings.Contains(logs, string(s.Bytes())) {
+				t.Errorf("secret of %s/%s found in the logs", h.src.Provider, h.src.ID)
+			}
+		}
+	}
+}

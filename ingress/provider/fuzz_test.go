@@ -1,0 +1,104 @@
+package provider
+
+import (
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+)
+
+// fuzzVerify feeds one provider's verifier arbitrary header values and
+// bodies, seeded with genuine signed requests. Whatever comes in, it must
+// not panic, every refusal is ErrUnauthorized, and an acceptance names a
+// configured key within the tolerance.
+func fuzzVerify(f *testing.F, p Provider, mode string) {
+	now := time.Unix(1_700_000_000, 0)
+	creds := Credentials{Secrets: secrets("key-a", "key-b"), Tolerance: 5 * time.Minute, Mode: mode, Header: "X-Webhook-Token", User: "hooks"}
+	msg := sampleMessage(p, now)
+	signed := p.Sign(Credentials{Secrets: secrets("key-b"), Mode: mode, Header: "X-Webhook-Token", User: "hooks"}, msg)
+	names := slices.Sorted(maps.Keys(signed)) // deterministic, so corpus entries replay
+	f.Add(string(msg.Body), signed.Get(names[0]), signed.Get(names[len(names)-1]))
+	f.Add("", "", "")
+	f.Fuzz(func(t *testing.T, body, first, last string) {
+		h := signed.Clone()
+		h.Set(names[0], first)
+		h.Set(names[len(names)-1], last)
+		ev, err := p.Verify(Request{Header: h, Body: []byte(body), Received: now}, creds)
+		if err != nil {
+			if !errors.Is(err, ErrUnauthorized) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		if ev.KeyIndex < 0 || ev.KeyIndex >= len(creds.Secrets) {
+			t.Fatalf("key index %d", ev.KeyIndex)
+		}
+		if skew := ev.ClockSkew(now); skew > creds.Tolerance || skew < -creds.Tolerance {
+			t.Fatalf("accepted a timestamp %v away", skew)
+		}
+	})
+}
+
+func FuzzVerifyQonto(f *testing.F)            { fuzzVerify(f, qonto, "hmac") }
+func FuzzVerifyPennylane(f *testing.F)        { fuzzVerify(f, pennylane, "hmac") }
+func FuzzVerifyRillet(f *testing.F)           { fuzzVerify(f, rillet, "base64") }
+func FuzzVerifyStandardWebhooks(f *testing.F) { fuzzVerify(f, standardWebhooks, "hmac") }
+func FuzzVerifyMercoa(f *testing.F)           { fuzzVerify(f, mercoa, "standardwebhooks") }
+func FuzzVerifyMoxieBearer(f *testing.F)      { fuzzVerify(f, moxie, "bearer") }
+func FuzzVerifyMoxieBasic(f *testing.F)       { fuzzVerify(f, moxie, "basic") }
+func FuzzVerifyMercoaHeader(f *testing.F)     { fuzzVerify(f, mercoa, "header") }
+
+// FuzzIdentify runs every provider's Identify on arbitrary bodies and
+// event-type headers.
+func FuzzIdentify(f *testing.F) {
+	now := time.Unix(1_700_000_000, 0)
+	for _, name := range Names() {
+		p, _ := Lookup(name)
+		msg := sampleMessage(p, now)
+		f.Add(name, string(msg.Body), msg.Type)
+	}
+	f.Fuzz(func(t *testing.T, name, body, eventType string) {
+		p, ok := Lookup(name)
+		if !ok {
+			return
+		}
+		h := p.Sign(Credentials{Secrets: secrets("k"), Mode: p.Modes[0]}, Message{Body: []byte(body), At: now, ID: "evt", Type: eventType})
+		id, err := p.Identify(Request{Header: h, Body: []byte(body), Received: now})
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		if !eventTypeSyntax.MatchString(id.Type[len("com."):]) || checkID(id.ID) != nil {
+			t.Fatalf("unsafe identity %+v", id)
+		}
+	})
+}
+
+// FuzzHeaderParsers checks the signature-list parsers stay bounded.
+func FuzzHeaderParsers(f *testing.F) {
+	f.Add("t=1704110400,v1=56aff06dc227db80d6568a5070f912c601c31f20451745d257cbc0b5dfa93805")
+	f.Add("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= v1a,x")
+	f.Add("BYfu7UHDDU5jIBbnd5nt1TwbRsYXtUfQBSX9gLgglgk=,YUht62QtaKJA5kX6Hv571kwyRoS8sZj0RV3S0j3aUQk=")
+	f.Fuzz(func(t *testing.T, value string) {
+		check := func(sigs [][]byte, err error) {
+			if err != nil {
+				return
+			}
+			if len(sigs) == 0 || len(sigs) > maxSignatures {
+				t.Fatalf("%d signatures from %q", len(sigs), value)
+			}
+			for _, s := range sigs {
+				if len(s) != 32 {
+					t.Fatalf("signature of %d bytes", len(s))
+				}
+			}
+		}
+		_, sigs, err := parseTV1(value)
+		check(sigs, err)
+		check(parseStandardSignatures(value))
+		check(parseRilletSignatures(value))
+	})
+}

@@ -1,0 +1,40 @@
+package provider
+
+import (
+	"net/http"
+	"regexp"
+)
+
+// moxie does not sign: the receiver chooses in Moxie's settings a Bearer
+// token (mode "bearer", the default), Basic auth ("basic") or a custom
+// header ("header"). The event type is only in X-Event-Type (InvoiceSent,
+// PaymentReceived → com.moxie.invoice.sent, com.moxie.payment.received);
+// there is no event id, so ingress derives one from type and body.
+var moxie = Provider{
+	Name:  "moxie",
+	Modes: []string{modeBearer, modeBasic, modeHeader},
+	Key:   rawKey,
+	Verify: func(req Request, creds Credentials) (Evidence, error) {
+		return verifyToken(req, creds, creds.modeOr(modeBearer))
+	},
+	Identify: identifyMoxie,
+	Sign: func(creds Credentials, m Message) http.Header {
+		h := signToken(creds, creds.modeOr(modeBearer))
+		h.Set("X-Event-Type", m.Type)
+		return h
+	},
+	Headers: []string{"X-Event-Type"},
+}
+
+var moxieEventType = regexp.MustCompile(`^[A-Z][A-Za-z]{0,49}$`)
+
+func identifyMoxie(req Request) (Identity, error) {
+	t, err := single(req.Header, "X-Event-Type")
+	if err != nil || !moxieEventType.MatchString(t) {
+		return Identity{}, malformed("X-Event-Type missing or invalid")
+	}
+	if _, err := jsonObject(req.Body); err != nil {
+		return Identity{}, err
+	}
+	return Identity{Type: "com.moxie." + dotted(t)}, nil
+}
