@@ -7,22 +7,27 @@ import (
 )
 
 type metrics struct {
-	processed *prometheus.CounterVec
-	unknown   *prometheus.CounterVec
+	processed          *prometheus.CounterVec
+	unknown            *prometheus.CounterVec
+	arithmeticWarnings *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "invoicehub", Subsystem: "normalizer", Name: "raw_events_total",
-			Help: "Raw webhooks normalized, by provider and outcome (published or an error class).",
+			Help: "Raw webhooks normalized, by provider and outcome: published, unchanged, stale, deleted_unknown or an error class.",
 		}, []string{"provider", "outcome"}),
 		unknown: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "invoicehub", Subsystem: "normalizer", Name: "unknown_status_total",
 			Help: "Canonical events whose provider status has no mapping (status unknown).",
 		}, []string{"provider"}),
+		arithmeticWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "invoicehub", Subsystem: "normalizer", Name: "arithmetic_warnings_total",
+			Help: "EN 16931 arithmetic rules broken by a provider's figures (published as stated).",
+		}, []string{"provider"}),
 	}
-	if err := stage.Register(reg, m.processed, m.unknown); err != nil {
+	if err := stage.Register(reg, m.processed, m.unknown, m.arithmeticWarnings); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -34,4 +39,8 @@ func (m *metrics) outcome(providerName, outcome string) {
 
 func (m *metrics) unknownStatus(providerName string) {
 	m.unknown.WithLabelValues(providerName).Inc()
+}
+
+func (m *metrics) arithmetic(providerName string) {
+	m.arithmeticWarnings.WithLabelValues(providerName).Inc()
 }

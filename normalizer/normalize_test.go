@@ -2,6 +2,8 @@ package normalizer
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,8 +12,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
 
 	"github.com/invoicehub/invoicehub/normalizer/mapper"
 	"github.com/invoicehub/invoicehub/schemas"
@@ -23,27 +27,40 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // received is when the test pretends ingress received every fixture.
 var received = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// rawEvent builds the raw CloudEvent ingress would archive for a fixture.
-func rawEvent(t testing.TB, providerName string, body []byte) *event.Event {
+// rawEvent builds the raw CloudEvent ingress would archive for a fixture:
+// the body, and the provider headers of its optional .headers.json sidecar.
+func rawEvent(t testing.TB, providerName string, body []byte, headers map[string]string) (*event.Event, nats.Header) {
 	t.Helper()
 	r := ce.Raw{Provider: providerName, Source: "acme", Body: body, Time: received}
+	var env struct {
+		ID        string `json:"id"`
+		EventType string `json:"event_type"`
+		CreatedAt string `json:"created_at"`
+		CamelType string `json:"eventType"`
+	}
+	json.Unmarshal(body, &env)
 	switch providerName {
-	case "qonto":
-		var env struct{ ID, EventType, CreatedAt string }
-		json.Unmarshal(body, &struct {
-			ID        *string `json:"id"`
-			EventType *string `json:"event_type"`
-			CreatedAt *string `json:"created_at"`
-		}{&env.ID, &env.EventType, &env.CreatedAt})
-		r.ID, r.Type = env.ID, "com.qonto."+env.EventType
+	case "qonto", "pennylane":
+		r.ID, r.Type = env.ID, "com."+providerName+"."+env.EventType
 		if at, err := time.Parse(time.RFC3339, env.CreatedAt); err == nil {
 			r.Time = at
 		}
+	case "rillet":
+		r.ID = headers["X-Rillet-Id"]
+		r.Type = "com.rillet." + strings.ToLower(headers["X-Rillet-Entity"]) + "." + strings.ToLower(headers["X-Rillet-Event"])
+		if at, err := time.Parse(time.RFC3339, headers["X-Rillet-Timestamp"]); err == nil {
+			r.Time = at
+		}
+	case "mercoa":
+		r.ID, r.Type = headers["Webhook-Id"], "com.mercoa."+env.CamelType
+	case "moxie":
+		r.Type = "com.moxie." + dotted(headers["X-Event-Type"])
 	default:
 		t.Fatalf("no fixture reader for %s", providerName)
 	}
-	if r.ID == "" {
-		r.ID = "fixture-without-id"
+	if r.ID == "" { // as ingress derives it: from the content
+		sum := sha256.Sum256(append([]byte(r.Type), body...))
+		r.ID = hex.EncodeToString(sum[:])
 	}
 	if r.Type == "" || strings.HasSuffix(r.Type, ".") {
 		r.Type = "com." + providerName + ".unknown"
@@ -52,7 +69,46 @@ func rawEvent(t testing.TB, providerName string, body []byte) *event.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &e
+	h := nats.Header{}
+	for k, v := range headers {
+		h.Set(ce.ProviderHeaderPrefix+strings.ToLower(k), v)
+	}
+	return &e, h
+}
+
+// dotted turns InvoiceSent into invoice.sent, as ingress does.
+func dotted(camel string) string {
+	var b strings.Builder
+	for i, r := range camel {
+		if unicode.IsUpper(r) && i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// fixture reads a fixture body and its optional headers sidecar.
+func fixture(t testing.TB, path string) (providerName string, body []byte, headers map[string]string) {
+	t.Helper()
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sidecar, err := os.ReadFile(strings.TrimSuffix(path, ".json") + ".headers"); err == nil {
+		if err := json.Unmarshal(sidecar, &headers); err != nil {
+			t.Fatalf("%s.headers: %v", path, err)
+		}
+	}
+	return filepath.Base(filepath.Dir(path)), body, headers
+}
+
+// normalizeFixture normalizes a fixture as a first sighting (no state).
+func normalizeFixture(t testing.TB, path string, seq uint64) (Output, error) {
+	t.Helper()
+	p, body, headers := fixture(t, path)
+	raw, h := rawEvent(t, p, body, headers)
+	return Normalize(raw, h, schemas.RawRef{Stream: "WEBHOOKS", Sequence: seq}, nil, Options{})
 }
 
 type goldenEvent struct {
@@ -61,7 +117,7 @@ type goldenEvent struct {
 }
 
 func TestGolden(t *testing.T) {
-	files, _ := filepath.Glob("testdata/raw/*/*.json")
+	files, _ := filepath.Glob("testdata/raw/*/*.json") // .headers sidecars are not .json
 	if len(files) == 0 {
 		t.Fatal("no fixtures")
 	}
@@ -69,16 +125,12 @@ func TestGolden(t *testing.T) {
 		providerName := filepath.Base(filepath.Dir(file))
 		name := providerName + "/" + strings.TrimSuffix(filepath.Base(file), ".json")
 		t.Run(name, func(t *testing.T) {
-			body, err := os.ReadFile(file)
+			out, err := normalizeFixture(t, file, uint64(i+1))
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := Normalize(rawEvent(t, providerName, body), nil, schemas.RawRef{Stream: "WEBHOOKS", Sequence: uint64(i + 1)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []goldenEvent
-			for _, c := range out {
+			got := []goldenEvent{}
+			for _, c := range out.Events {
 				if err := schemas.Validate(c.Event.Data()); err != nil {
 					t.Fatalf("%s: %v", c.Event.ID(), err)
 				}
@@ -110,22 +162,27 @@ func TestGolden(t *testing.T) {
 
 func TestBadPayloadsAreClassified(t *testing.T) {
 	want := map[string]error{
-		"malformed-json":          mapper.ErrMalformedJSON,
-		"unknown-event-type":      mapper.ErrUnknownEventType,
-		"currency-mismatch":       mapper.ErrUnmappable,
-		"amount-as-float-garbage": mapper.ErrUnmappable,
-		"unknown-currency":        mapper.ErrUnmappable,
-		"no-invoice":              mapper.ErrUnmappable,
+		"qonto/malformed-json":                  mapper.ErrMalformedJSON,
+		"qonto/unknown-event-type":              mapper.ErrUnknownEventType,
+		"qonto/currency-mismatch":               mapper.ErrUnmappable,
+		"qonto/amount-as-float-garbage":         mapper.ErrUnmappable,
+		"qonto/unknown-currency":                mapper.ErrUnmappable,
+		"qonto/no-invoice":                      mapper.ErrUnmappable,
+		"rillet/not-an-invoice":                 mapper.ErrUnknownEventType,
+		"rillet/amount-mixed-currency":          mapper.ErrUnmappable,
+		"mercoa/amount-out-of-range":            mapper.ErrUnmappable,
+		"mercoa/not-an-invoice-event":           mapper.ErrUnknownEventType,
+		"moxie/payment-without-settled-payment": mapper.ErrUnmappable,
+		"moxie/unknown-event":                   mapper.ErrUnknownEventType,
 	}
 	files, _ := filepath.Glob("testdata/bad/*/*.json")
 	if len(files) != len(want) {
 		t.Fatalf("%d bad fixtures, %d expectations", len(files), len(want))
 	}
 	for _, file := range files {
-		name := strings.TrimSuffix(filepath.Base(file), ".json")
+		name := filepath.Base(filepath.Dir(file)) + "/" + strings.TrimSuffix(filepath.Base(file), ".json")
 		t.Run(name, func(t *testing.T) {
-			body, _ := os.ReadFile(file)
-			_, err := Normalize(rawEvent(t, filepath.Base(filepath.Dir(file)), body), nil, schemas.RawRef{Stream: "WEBHOOKS", Sequence: 1})
+			_, err := normalizeFixture(t, file, 1)
 			if !errors.Is(err, want[name]) {
 				t.Fatalf("got %v, want class %v", err, want[name])
 			}
@@ -135,41 +192,52 @@ func TestBadPayloadsAreClassified(t *testing.T) {
 
 func TestUnknownProvider(t *testing.T) {
 	e, _ := ce.NewRaw(ce.Raw{Provider: "nobody", Source: "x", Type: "com.nobody.x", ID: "1", Time: received, Body: []byte("{}")})
-	if _, err := Normalize(&e, nil, schemas.RawRef{Stream: "WEBHOOKS", Sequence: 1}); !errors.Is(err, ErrUnknownProvider) {
+	if _, err := Normalize(&e, nil, schemas.RawRef{Stream: "WEBHOOKS", Sequence: 1}, nil, Options{}); !errors.Is(err, ErrUnknownProvider) {
 		t.Fatalf("got %v", err)
 	}
 }
 
 func TestNormalizeIsDeterministic(t *testing.T) {
-	body, _ := os.ReadFile("testdata/raw/qonto/updated-paid.json")
-	a, err := Normalize(rawEvent(t, "qonto", body), nil, schemas.RawRef{Stream: "WEBHOOKS", Sequence: 3})
+	a, err := normalizeFixture(t, "testdata/raw/qonto/updated-paid.json", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := Normalize(rawEvent(t, "qonto", body), nil, schemas.RawRef{Stream: "WEBHOOKS", Sequence: 3})
-	if a[0].Event.ID() != b[0].Event.ID() || !bytes.Equal(a[0].Event.Data(), b[0].Event.Data()) {
+	b, _ := normalizeFixture(t, "testdata/raw/qonto/updated-paid.json", 3)
+	if a.Events[0].Event.ID() != b.Events[0].Event.ID() || !bytes.Equal(a.Events[0].Event.Data(), b.Events[0].Event.Data()) {
 		t.Fatal("the same raw event gave different canonical events")
 	}
 }
 
-func FuzzNormalizeQonto(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*/qonto/*.json")
+// fuzzMapper feeds one provider's mapper arbitrary bodies, seeded with its
+// fixtures: no panic, and the output is schema-valid or a classified error.
+func fuzzMapper(f *testing.F, providerName string) {
+	files, _ := filepath.Glob("testdata/*/" + providerName + "/*.json")
+	var headers map[string]string
 	for _, file := range files {
-		b, _ := os.ReadFile(file)
-		f.Add(b)
+		_, body, h := fixture(f, file)
+		f.Add(body)
+		if h != nil {
+			headers = h
+		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out, err := Normalize(rawEvent(t, "qonto", body), nil, schemas.RawRef{Stream: "WEBHOOKS", Sequence: 1})
+		raw, h := rawEvent(t, providerName, body, headers)
+		out, err := Normalize(raw, h, schemas.RawRef{Stream: "WEBHOOKS", Sequence: 1}, nil, Options{})
 		if err != nil {
-			if mapper.Class(err) == "internal" {
+			if Class(err) == "internal" {
 				t.Fatalf("unclassified error: %v", err)
 			}
 			return
 		}
-		for _, c := range out {
+		for _, c := range out.Events {
 			if err := schemas.Validate(c.Event.Data()); err != nil {
 				t.Fatalf("schema-invalid output: %v", err)
 			}
 		}
 	})
 }
+
+func FuzzMapQonto(f *testing.F)  { fuzzMapper(f, "qonto") }
+func FuzzMapRillet(f *testing.F) { fuzzMapper(f, "rillet") }
+func FuzzMapMercoa(f *testing.F) { fuzzMapper(f, "mercoa") }
+func FuzzMapMoxie(f *testing.F)  { fuzzMapper(f, "moxie") }

@@ -2,13 +2,14 @@ package normalizer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/invoicehub/invoicehub/normalizer/mapper"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/stage"
@@ -20,11 +21,16 @@ import (
 // and its dead letters (dlq.normalizer.default).
 const ConsumerID = "default"
 
-// Config tunes the normalizer's consumer.
+// Config tunes the normalizer.
 type Config struct {
 	Concurrency int
 	MaxAttempts int
 	Backoff     consume.Backoff
+	// Replicas of the state bucket (as the streams'); default 1.
+	Replicas int
+	// ReceivableSources lists "<provider>/<source>" whose invoices are
+	// receivables although the provider's usually are payables (Mercoa).
+	ReceivableSources []string
 	// Registerer receives the metrics; nil means none are registered.
 	Registerer prometheus.Registerer
 }
@@ -40,17 +46,32 @@ func (c Config) ConsumeConfig() consume.Config {
 // Normalizer consumes raw webhooks and publishes canonical events.
 type Normalizer struct {
 	js      jetstream.JetStream
+	state   *stateStore
+	opts    Options
 	log     *slog.Logger
 	metrics *metrics
 }
 
-// New returns a normalizer publishing with js.
-func New(js jetstream.JetStream, cfg Config, log *slog.Logger) (*Normalizer, error) {
+// casAttempts bounds the compare-and-set retries of one raw event before
+// it is retried later with backoff.
+const casAttempts = 8
+
+// New returns a normalizer publishing with js; it creates or updates the
+// state bucket.
+func New(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger) (*Normalizer, error) {
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	return &Normalizer{js: js, log: log.With("component", "normalizer"), metrics: m}, nil
+	st, err := openStateStore(ctx, js, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	opts := Options{Receivable: map[string]bool{}}
+	for _, s := range cfg.ReceivableSources {
+		opts.Receivable[s] = true
+	}
+	return &Normalizer{js: js, state: st, opts: opts, log: log.With("component", "normalizer"), metrics: m}, nil
 }
 
 // Run processes WEBHOOKS until ctx ends, through the shared consume adapter.
@@ -58,10 +79,13 @@ func (n *Normalizer) Run(ctx context.Context, cfg Config) error {
 	return consume.Run(ctx, n.js, cfg.ConsumeConfig(), n.Handle, n.log)
 }
 
-// Handle normalizes one raw webhook and publishes its canonical events. A
-// raw event that cannot be mapped is a permanent error classed by the
-// mapper (dead-lettered at once); a failed publish is transient (retried,
-// and the deterministic ids make the retry safe).
+// Handle normalizes one raw webhook: it maps it, derives its events
+// against the invoice's state, stores the new state with compare-and-set,
+// and publishes the events. The state is written before the events are
+// published, so a stale or losing replica publishes nothing; a crash in
+// between is repaired by the redelivery, which derives the same events
+// again (see Normalize). A raw event that cannot be mapped is a permanent
+// error with its class; KV and publish failures are transient.
 func (n *Normalizer) Handle(ctx context.Context, d consume.Delivery) error {
 	raw, err := ce.FromMsg(ctx, d.Msg())
 	if err != nil {
@@ -69,37 +93,85 @@ func (n *Normalizer) Handle(ctx context.Context, d consume.Delivery) error {
 		return consume.PermanentClass("not_cloudevent", err)
 	}
 	providerName := ce.StringExtension(raw, ce.ExtProvider)
-	out, err := Normalize(raw, d.Header, schemas.RawRef{Stream: d.Stream, Sequence: d.Sequence})
+	res, err := mapRaw(raw, d.Header, schemas.RawRef{Stream: d.Stream, Sequence: d.Sequence}, n.opts)
 	if err != nil {
-		class := mapper.Class(err)
-		if class == "internal" {
-			class = ErrUnknownProvider.Error()
-		}
-		n.metrics.outcome(providerName, class)
-		return consume.PermanentClass(class, fmt.Errorf("raw event %s: %w", raw.ID(), err))
+		return n.permanent(providerName, raw.ID(), err)
 	}
-	for _, c := range out {
+	key := stateKey(res.Invoice.ID)
+	for range casAttempts {
+		known, revision, err := n.state.load(ctx, key)
+		if err != nil {
+			return err
+		}
+		out, err := apply(res, raw, known)
+		if err != nil {
+			return n.permanent(providerName, raw.ID(), err)
+		}
+		if out.State != nil {
+			if err := n.state.store(ctx, key, out.State, revision); errors.Is(err, errConflict) {
+				continue
+			} else if err != nil {
+				return err
+			}
+		}
+		return n.publish(ctx, providerName, raw.ID(), out)
+	}
+	return fmt.Errorf("normalizer: state of %s changed %d times in a row", res.Invoice.ID, casAttempts)
+}
+
+func (n *Normalizer) permanent(providerName, rawID string, err error) error {
+	class := Class(err)
+	n.metrics.outcome(providerName, class)
+	return consume.PermanentClass(class, fmt.Errorf("raw event %s: %w", rawID, err))
+}
+
+func (n *Normalizer) publish(ctx context.Context, providerName, rawID string, out Output) error {
+	for _, c := range out.Events {
 		if _, err := ce.Publish(ctx, n.js, c.Subject, c.Event); err != nil {
 			return err
 		}
-		if c.Data.Invoice.Status == schemas.StatusUnknown {
-			n.metrics.unknownStatus(providerName)
-			n.log.Warn("unmapped provider status", "provider", providerName, "raw_id", raw.ID(), "invoice", c.Event.Subject())
-		}
 	}
-	n.metrics.outcome(providerName, "published")
+	n.metrics.outcome(providerName, string(out.Outcome))
+	if out.Outcome == OutcomeStale {
+		n.log.Info("stale update dropped", "provider", providerName, "raw_id", rawID)
+	}
+	if len(out.Events) == 0 {
+		return nil
+	}
+	inv := out.Events[0].Data.Invoice
+	if inv.Status == schemas.StatusUnknown {
+		n.metrics.unknownStatus(providerName)
+		n.log.Warn("unmapped provider status", "provider", providerName, "raw_id", rawID, "invoice", inv.ID, "provider_status", inv.ProviderStatus)
+	}
+	for _, w := range out.Warnings {
+		n.metrics.arithmetic(providerName)
+		n.log.Warn("EN 16931 arithmetic", "provider", providerName, "raw_id", rawID, "invoice", inv.ID, "rule", w)
+	}
 	return nil
 }
 
 // LoadConfig reads the normalizer's settings besides the common stage ones:
 //
-//	INVOICEHUB_CONCURRENCY   deliveries in flight [4]
-//	INVOICEHUB_MAX_ATTEMPTS  deliveries before a raw event is dead-lettered [10]
+//	INVOICEHUB_CONCURRENCY          deliveries in flight [4]
+//	INVOICEHUB_MAX_ATTEMPTS         deliveries before a raw event is dead-lettered [10]
+//	INVOICEHUB_RECEIVABLE_SOURCES   comma-separated <provider>/<source> whose
+//	                                invoices are receivables (Mercoa) []
 func LoadConfig(getenv stage.Env) (Config, error) {
 	p := &stage.Parser{Getenv: getenv}
 	c := Config{
 		Concurrency: p.Int("INVOICEHUB_CONCURRENCY", 4, 1, 256),
 		MaxAttempts: p.Int("INVOICEHUB_MAX_ATTEMPTS", 10, 1, 1000),
+		Replicas:    p.Int("INVOICEHUB_STREAM_REPLICAS", 1, 1, 5),
+	}
+	for _, s := range strings.Split(getenv("INVOICEHUB_RECEIVABLE_SOURCES"), ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if prov, src, ok := strings.Cut(s, "/"); !ok || prov == "" || src == "" {
+			p.Fail("INVOICEHUB_RECEIVABLE_SOURCES: %q is not <provider>/<source>", s)
+			continue
+		}
+		c.ReceivableSources = append(c.ReceivableSources, s)
 	}
 	return c, p.Err()
 }

@@ -2,13 +2,18 @@ package normalizer
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/jstest"
 	"github.com/invoicehub/invoicehub/schemas/stream"
@@ -18,22 +23,41 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 
-func publishFixture(t *testing.T, js jetstream.JetStream, path string) {
+func newJetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	body, err := os.ReadFile(path)
+	_, js := jstest.Run(t).Connect(t)
+	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func publishRaw(t *testing.T, js jetstream.JetStream, providerName string, body []byte, headers map[string]string) {
+	t.Helper()
+	e, h := rawEvent(t, providerName, body, headers)
+	msg, err := ce.ToMsg(t.Context(), subject.Webhook(providerName, "acme"), *e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := rawEvent(t, "qonto", body)
-	if _, err := ce.Publish(t.Context(), js, subject.Webhook("qonto", "acme"), *e); err != nil {
+	for k, v := range h {
+		msg.Header[k] = v
+	}
+	if _, err := js.PublishMsg(t.Context(), msg); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func runNormalizer(t *testing.T, js jetstream.JetStream) (stop func()) {
+func publishFixture(t *testing.T, js jetstream.JetStream, path string) {
 	t.Helper()
-	cfg := Config{Backoff: consume.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}, MaxAttempts: 3}
-	n, err := New(js, cfg, quiet)
+	p, body, headers := fixture(t, path)
+	publishRaw(t, js, p, body, headers)
+}
+
+// runNormalizer runs a normalizer until the test ends or stop is called.
+func runNormalizer(t *testing.T, js jetstream.JetStream, concurrency int) (stop func()) {
+	t.Helper()
+	cfg := Config{Concurrency: concurrency, MaxAttempts: 3, Backoff: consume.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
+	n, err := New(t.Context(), js, cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,46 +78,10 @@ func runNormalizer(t *testing.T, js jetstream.JetStream) (stop func()) {
 	return stop
 }
 
-func TestNormalizerPublishesAndDeadLetters(t *testing.T) {
-	_, js := jstest.Run(t).Connect(t)
-	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	publishFixture(t, js, "testdata/bad/qonto/malformed-json.json")
-	publishFixture(t, js, "testdata/raw/qonto/created-draft.json")
-	publishFixture(t, js, "testdata/bad/qonto/unknown-event-type.json")
-	publishFixture(t, js, "testdata/raw/qonto/updated-paid.json")
-	stop := runNormalizer(t, js)
-
-	jstest.Eventually(t, 5*time.Second, "2 canonical events and 2 dead letters", func() bool {
-		return jstest.Count(t, js, stream.Invoices) == 2 && jstest.Count(t, js, stream.DLQ) == 2
-	})
-	// Dead letters arrive in any order; each names its raw stream sequence.
-	dlq, _ := js.Stream(t.Context(), stream.DLQ)
-	wantClass := map[string]string{"1": "malformed_json", "3": "unknown_event_type"}
-	for seq := uint64(1); seq <= 2; seq++ {
-		m, err := dlq.GetMsg(t.Context(), seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rawSeq := m.Header.Get(consume.HeaderStreamSeq)
-		if m.Subject != "dlq.normalizer.default" || m.Header.Get(consume.HeaderErrorClass) != wantClass[rawSeq] || m.Header.Get("ce-provider") != "qonto" {
-			t.Errorf("dead letter of raw seq %s: %s %v", rawSeq, m.Subject, m.Header)
-		}
-	}
-	inv, _ := js.Stream(t.Context(), stream.Invoices)
-	if m, err := inv.GetLastMsgForSubject(t.Context(), "invoices.v1.updated.qonto.acme"); err != nil || m.Header.Get("ce-subject") != "qonto:acme:4d5418bb-bd0d-4df4-865c-c07afab8bb48" {
-		t.Fatalf("canonical event: %v %v", m, err)
-	}
-
-	// Re-normalizing the whole history (a fresh consumer) publishes the
-	// same ids, which JetStream drops.
-	stop()
-	if err := js.DeleteConsumer(t.Context(), stream.Webhooks, Config{}.ConsumeConfig().Durable()); err != nil {
-		t.Fatal(err)
-	}
-	runNormalizer(t, js)
-	jstest.Eventually(t, 5*time.Second, "history re-read", func() bool {
+// drained waits until the normalizer's consumer has settled everything.
+func drained(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	jstest.Eventually(t, 10*time.Second, "WEBHOOKS consumed", func() bool {
 		c, err := js.Consumer(t.Context(), stream.Webhooks, Config{}.ConsumeConfig().Durable())
 		if err != nil {
 			return false
@@ -101,7 +89,131 @@ func TestNormalizerPublishesAndDeadLetters(t *testing.T) {
 		info, err := c.Info(t.Context())
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
-	if n := jstest.Count(t, js, stream.Invoices); n != 2 {
-		t.Fatalf("after re-normalizing, INVOICES holds %d events, want 2", n)
+}
+
+func TestEveryFailureClassIsDeadLetteredAndTheStreamFlows(t *testing.T) {
+	js := newJetStream(t)
+	publishFixture(t, js, "testdata/bad/qonto/malformed-json.json")                                                              // seq 1
+	publishFixture(t, js, "testdata/raw/qonto/created-draft.json")                                                               // seq 2
+	publishFixture(t, js, "testdata/bad/qonto/unknown-event-type.json")                                                          // seq 3
+	publishFixture(t, js, "testdata/bad/qonto/currency-mismatch.json")                                                           // seq 4
+	publishRaw(t, js, "pennylane", []byte(`{"id":"p-1","event_type":"invoice.created"}`), nil)                                   // seq 5
+	if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: "webhooks.qonto.acme", Data: []byte("no headers")}); err != nil { // seq 6
+		t.Fatal(err)
+	}
+	publishFixture(t, js, "testdata/raw/qonto/updated-paid.json") // seq 7
+	runNormalizer(t, js, 1)
+
+	// created, updated; then updated, status_changed, sent, payment_received, paid.
+	jstest.Eventually(t, 5*time.Second, "7 canonical events and 5 dead letters", func() bool {
+		return jstest.Count(t, js, stream.Invoices) == 7 && jstest.Count(t, js, stream.DLQ) == 5
+	})
+	want := map[string]string{"1": "malformed_json", "3": "unknown_event_type", "4": "unmappable", "5": "unknown_provider", "6": "not_cloudevent"}
+	for _, m := range jstest.Messages(t, js, stream.DLQ) {
+		seq := m.Header.Get(consume.HeaderStreamSeq)
+		if m.Subject != "dlq.normalizer.default" || m.Header.Get(consume.HeaderErrorClass) != want[seq] || m.Header.Get(consume.HeaderReason) == "" {
+			t.Errorf("dead letter of raw seq %s: %s %v", seq, m.Subject, m.Header)
+		}
+		delete(want, seq)
+	}
+	if len(want) != 0 {
+		t.Errorf("no dead letter for %v", want)
+	}
+}
+
+func TestRenormalizingHistoryPublishesNothingNew(t *testing.T) {
+	js := newJetStream(t)
+	publishFixture(t, js, "testdata/raw/qonto/created-draft.json")
+	publishFixture(t, js, "testdata/raw/qonto/updated-paid.json")
+	stop := runNormalizer(t, js, 1)
+	drained(t, js)
+	stop()
+	before := jstest.Count(t, js, stream.Invoices)
+	// A fresh consumer re-reads the whole history.
+	if err := js.DeleteConsumer(t.Context(), stream.Webhooks, Config{}.ConsumeConfig().Durable()); err != nil {
+		t.Fatal(err)
+	}
+	runNormalizer(t, js, 1)
+	drained(t, js)
+	if after := jstest.Count(t, js, stream.Invoices); after != before || before != 7 {
+		t.Fatalf("INVOICES held %d events, %d after re-normalizing", before, after)
+	}
+}
+
+// TestOutOfOrder: the provider delivers updated_at t2, then t1. The stored
+// and published state stays at t2.
+func TestOutOfOrder(t *testing.T) {
+	js := newJetStream(t)
+	publishFixture(t, js, "testdata/raw/qonto/updated-paid.json")  // t2: paid
+	publishFixture(t, js, "testdata/raw/qonto/created-draft.json") // t1: draft, older
+	runNormalizer(t, js, 1)
+	drained(t, js)
+	kv, err := js.KeyValue(t.Context(), StateBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(t.Context(), stateKey("qonto:acme:4d5418bb-bd0d-4df4-865c-c07afab8bb48"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st State
+	json.Unmarshal(e.Value(), &st)
+	if st.Invoice.Status != schemas.StatusPaid || st.Invoice.RemoteUpdatedAt.Format(time.RFC3339) != "2022-03-04T15:58:30Z" {
+		t.Fatalf("stored state regressed: %s at %v", st.Invoice.Status, st.Invoice.RemoteUpdatedAt)
+	}
+	for _, m := range jstest.Messages(t, js, stream.Invoices) {
+		var d schemas.EventData
+		json.Unmarshal(m.Data, &d)
+		if d.Invoice.Status != schemas.StatusPaid {
+			t.Errorf("published a %s event with status %s", d.Event.Kind, d.Invoice.Status)
+		}
+	}
+	if n := jstest.Count(t, js, stream.Invoices); n != 5 {
+		t.Fatalf("INVOICES holds %d events, want the 5 of t2", n)
+	}
+}
+
+// TestReplicasDoNotClobber: two normalizers race over 20 versions of one
+// invoice delivered in random order; the stored state ends at the newest
+// and no version is published twice.
+func TestReplicasDoNotClobber(t *testing.T) {
+	js := newJetStream(t)
+	const versions = 20
+	order := rand.Perm(versions)
+	for _, v := range order {
+		at := time.Date(2024, 1, 1, 0, v, 0, 0, time.UTC).Format(time.RFC3339)
+		body := fmt.Sprintf(`{"id":"evt-%02d","event_type":"client_invoices.updated","created_at":%q,"data":{"id":"race","number":"R-1","status":"unpaid","currency":"EUR","total_amount":{"value":"%d.00","currency":"EUR"}}}`, v, at, 100+v)
+		publishRaw(t, js, "qonto", []byte(body), nil)
+	}
+	runNormalizer(t, js, 4)
+	runNormalizer(t, js, 4)
+	drained(t, js)
+	kv, _ := js.KeyValue(t.Context(), StateBucket)
+	e, err := kv.Get(t.Context(), stateKey("qonto:acme:race"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st State
+	json.Unmarshal(e.Value(), &st)
+	if st.Invoice.Totals.Total.String() != fmt.Sprintf("%d.00", 100+versions-1) || st.RawID != fmt.Sprintf("evt-%02d", versions-1) {
+		t.Fatalf("final state %s from %s, want the newest", st.Invoice.Totals.Total, st.RawID)
+	}
+	seen := map[string]bool{}
+	var newestPublished bool
+	for _, m := range jstest.Messages(t, js, stream.Invoices) {
+		if m.Header.Get("ce-type") != schemas.KindUpdated.EventType() {
+			continue
+		}
+		seq := m.Header.Get("ce-sequence")
+		if seen[seq] {
+			t.Errorf("version %s published twice", seq)
+		}
+		seen[seq] = true
+		var d schemas.EventData
+		json.Unmarshal(m.Data, &d)
+		newestPublished = newestPublished || d.Event.ProviderEventID == st.RawID
+	}
+	if !newestPublished {
+		t.Fatal("the newest version was not published")
 	}
 }

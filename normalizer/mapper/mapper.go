@@ -49,6 +49,9 @@ type Input struct {
 	Headers map[string]string
 	// RawRef locates the raw event in WEBHOOKS.
 	RawRef schemas.RawRef
+	// Direction overrides the provider's usual direction (Mercoa's
+	// payables can be configured as receivables); empty keeps it.
+	Direction schemas.Direction
 }
 
 // Action is what a webhook reports about its invoice.
@@ -71,6 +74,9 @@ type Result struct {
 	OccurredAt time.Time
 	// ProviderEventType is the provider's own name for the event.
 	ProviderEventType string
+	// PreviousStatus is the status before the change, when the provider
+	// says (Mercoa's invoice.status.changed).
+	PreviousStatus schemas.Status
 }
 
 // Mapper maps one provider's raw webhooks.
@@ -78,7 +84,10 @@ type Mapper func(in Input) (Result, error)
 
 // table is the one list of mappers, by provider.
 var table = map[string]Mapper{
-	"qonto": mapQonto,
+	"mercoa": mapMercoa,
+	"moxie":  mapMoxie,
+	"qonto":  mapQonto,
+	"rillet": mapRillet,
 }
 
 // Lookup returns the mapper for a provider.

@@ -183,7 +183,7 @@ func (q *qontoInvoice) canonical(in Input, occurred time.Time) (schemas.Invoice,
 	inv.RemoteUpdatedAt = &occurred
 	inv.IsOverdue = overdue(inv.Status, inv.DueDate, occurred)
 
-	period, err := q.period()
+	period, err := periodOf(q.PerformanceStartDate, q.PerformanceEndDate)
 	collect(err)
 	lines, linesNet, rates, err := q.lines(cur, period)
 	collect(err)
@@ -223,21 +223,6 @@ func (q *qontoInvoice) totals(cur money.Currency, linesNet *decimal.Decimal) (to
 		t.Paid = total
 	}
 	return t, nil
-}
-
-func (q *qontoInvoice) period() (*schemas.Period, error) {
-	start, err := date(q.PerformanceStartDate, "performance_start_date")
-	if err != nil {
-		return nil, err
-	}
-	end, err := date(q.PerformanceEndDate, "performance_end_date")
-	if err != nil {
-		return nil, err
-	}
-	if start == "" && end == "" {
-		return nil, nil
-	}
-	return &schemas.Period{Start: start, End: end}, nil
 }
 
 // lines maps the items; linesNet is nil when there are none.

@@ -2,6 +2,7 @@ package mapper
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -76,20 +77,28 @@ func status(table map[string]schemas.Status, word string) schemas.Status {
 	return schemas.StatusUnknown
 }
 
-// totals computes the canonical totals from what the provider states, at
-// the currency's minor unit: net = lines_net − discount, due = total − paid
-// − credited.
+// totalsInput is what a provider states about its totals. Net and Due are
+// taken as stated when the provider states them (so the EN 16931 checks
+// compare real figures), and computed otherwise: net = lines_net −
+// discount, due = total − paid − credited.
 type totalsInput struct {
 	LinesNet, Discount, Tax, Total, Paid, Credited decimal.Decimal
+	Net, Due                                       *decimal.Decimal
 }
 
 func (t totalsInput) render(cur money.Currency) schemas.Totals {
 	net := t.LinesNet.Sub(t.Discount)
+	if t.Net != nil {
+		net = *t.Net
+	}
+	due := t.Total.Sub(t.Paid).Sub(t.Credited)
+	if t.Due != nil {
+		due = *t.Due
+	}
 	return schemas.Totals{
 		LinesNet: money.Total(t.LinesNet, cur), Discount: money.Total(t.Discount, cur),
 		Net: money.Total(net, cur), Tax: money.Total(t.Tax, cur), Total: money.Total(t.Total, cur),
-		Paid: money.Total(t.Paid, cur), Credited: money.Total(t.Credited, cur),
-		Due: money.Total(t.Total.Sub(t.Paid).Sub(t.Credited), cur),
+		Paid: money.Total(t.Paid, cur), Credited: money.Total(t.Credited, cur), Due: money.Total(due, cur),
 	}
 }
 
@@ -172,4 +181,60 @@ func (r taxRates) breakdown(net, tax decimal.Decimal, cur money.Currency) []sche
 		out[i] = schemas.TaxSubtotal{Rate: money.Plain(x.rate), TaxableAmount: money.Total(x.taxable, cur), TaxAmount: money.Total(x.tax, cur)}
 	}
 	return out
+}
+
+// sumAmounts is the sum of a slice of amounts.
+func sumAmounts(ds []decimal.Decimal) decimal.Decimal {
+	sum := decimal.Zero
+	for _, d := range ds {
+		sum = sum.Add(d)
+	}
+	return sum
+}
+
+// errs collects the problems found in one payload.
+type errs []error
+
+func (e *errs) add(err error) {
+	if err != nil {
+		*e = append(*e, err)
+	}
+}
+
+func (e errs) err() error { return errors.Join(e...) }
+
+// decimalPtr returns a pointer to d.
+func decimalPtr(d decimal.Decimal) *decimal.Decimal { return &d }
+
+// midnight returns the start of a date's day in UTC, for providers that
+// date events without a time ("2023-07-12").
+func midnight(d string) *time.Time {
+	if d == "" {
+		return nil
+	}
+	t, err := time.Parse(time.DateOnly, d)
+	if err != nil {
+		return nil
+	}
+	return &t
+}
+
+// periodOf builds a period from two provider dates, or nil when both are empty.
+func periodOf(start, end string) (*schemas.Period, error) {
+	s, err1 := date(start, "start date")
+	e, err2 := date(end, "end date")
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	if s == "" && e == "" {
+		return nil, nil
+	}
+	return &schemas.Period{Start: s, End: e}, nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -30,7 +30,8 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 	defer nc.Drain()
 	reg := stage.Registry()
 	cfg.Registerer = reg
-	n, err := normalizer.New(js, cfg, log)
+	cfg.Replicas = common.Streams.Replicas
+	n, err := normalizer.New(ctx, js, cfg, log)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1

@@ -150,7 +150,7 @@ func startNATS(cfg devConfig) (*server.Server, error) {
 
 func (d *dev) startConsumers(ctx context.Context, js jetstream.JetStream, reg prometheus.Registerer) error {
 	ncfg := normalizer.Config{Registerer: reg}
-	n, err := normalizer.New(js, ncfg, d.log)
+	n, err := normalizer.New(ctx, js, ncfg, d.log)
 	if err != nil {
 		return err
 	}

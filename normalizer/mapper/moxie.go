@@ -1,0 +1,203 @@
+package mapper
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/invoicehub/invoicehub/schemas"
+	"github.com/invoicehub/invoicehub/schemas/money"
+)
+
+// Moxie invoices (receivables). The event type is only in X-Event-Type
+// (com.moxie.invoice.sent, com.moxie.payment.received); the body is the
+// invoice. Amounts are JSON numbers in major units; "local" amounts (the
+// workspace currency) are ignored in favour of the invoice currency.
+
+var moxieStatuses = map[string]schemas.Status{
+	"DRAFT":   schemas.StatusDraft,
+	"SENT":    schemas.StatusOpen,
+	"PARTIAL": schemas.StatusPartiallyPaid,
+	"PAID":    schemas.StatusPaid,
+	"VOID":    schemas.StatusVoid,
+}
+
+type moxiePayment struct {
+	ID              string          `json:"id"`
+	Amount          json.RawMessage `json:"amount"`
+	Currency        string          `json:"currency"`
+	Pending         bool            `json:"pending"`
+	PaymentProvider string          `json:"paymentProvider"`
+	ReferenceNumber string          `json:"referenceNumber"`
+	DatePaid        string          `json:"datePaid"`
+	Timestamp       string          `json:"timestamp"`
+	IsFailedPayment bool            `json:"isFailedPayment"`
+}
+
+type moxieInvoice struct {
+	ID                     string          `json:"id"`
+	InvoiceNumber          json.RawMessage `json:"invoiceNumber"`
+	InvoiceNumberFormatted string          `json:"invoiceNumberFormatted"`
+	ClientID               string          `json:"clientId"`
+	DateCreated            string          `json:"dateCreated"`
+	DateSent               string          `json:"dateSent"`
+	DateDue                string          `json:"dateDue"`
+	DatePaid               string          `json:"datePaid"`
+	Status                 string          `json:"status"`
+	InvoiceType            string          `json:"invoiceType"`
+	SubTotal               json.RawMessage `json:"subTotal"`
+	ConvenienceFee         json.RawMessage `json:"convenienceFee"`
+	LateFee                json.RawMessage `json:"lateFee"`
+	DiscountAmount         json.RawMessage `json:"discountAmount"`
+	CreditApplied          json.RawMessage `json:"creditApplied"`
+	Tax                    json.RawMessage `json:"tax"`
+	Total                  json.RawMessage `json:"total"`
+	PaymentTotal           json.RawMessage `json:"paymentTotal"`
+	AmountDue              json.RawMessage `json:"amountDue"`
+	Currency               string          `json:"currency"`
+	ClientInfo             *struct {
+		ID       string `json:"id"`
+		Name     string `json:"name"`
+		Address1 string `json:"address1"`
+		Address2 string `json:"address2"`
+		City     string `json:"city"`
+		Locality string `json:"locality"`
+		Postal   string `json:"postal"`
+		Country  string `json:"country"`
+		TaxID    string `json:"taxId"`
+		Contact  *struct {
+			Email string `json:"email"`
+		} `json:"contact"`
+	} `json:"clientInfo"`
+	Payments []moxiePayment `json:"payments"`
+}
+
+func mapMoxie(in Input) (Result, error) {
+	res := Result{Action: ActionUpsert, OccurredAt: in.Time.UTC()}
+	switch in.EventType {
+	case "com.moxie.invoice.sent":
+		res.ProviderEventType = "InvoiceSent"
+	case "com.moxie.payment.received":
+		res.ProviderEventType = "PaymentReceived"
+	default:
+		return Result{}, fmt.Errorf("%w: moxie %q", ErrUnknownEventType, in.EventType)
+	}
+	var m moxieInvoice
+	if err := decodeJSON(in.Body, &m); err != nil {
+		return Result{}, err
+	}
+	if m.ID == "" {
+		return Result{}, unmappable("moxie: id missing")
+	}
+	inv, err := m.canonical(in)
+	if err != nil {
+		return Result{}, fmt.Errorf("moxie invoice %s: %w", m.ID, err)
+	}
+	res.Invoice = inv
+	if res.ProviderEventType == "PaymentReceived" {
+		if res.Payment, err = m.latestPayment(inv.Currency); err != nil {
+			return Result{}, fmt.Errorf("moxie invoice %s: %w", m.ID, err)
+		}
+	}
+	return res, nil
+}
+
+func (m *moxieInvoice) canonical(in Input) (schemas.Invoice, error) {
+	cur, err := currency(m.Currency, "currency")
+	if err != nil {
+		return schemas.Invoice{}, err
+	}
+	number := m.InvoiceNumberFormatted
+	if number == "" {
+		number = strings.Trim(string(m.InvoiceNumber), `"`)
+	}
+	inv := schemas.Invoice{
+		ID: schemas.InvoiceID(in.Provider, in.Source, m.ID), Provider: in.Provider, Source: in.Source, RemoteID: m.ID,
+		Number: number, Direction: schemas.DirectionReceivable, DocumentType: schemas.DocumentInvoice,
+		Status: status(moxieStatuses, m.Status), ProviderStatus: m.Status, Currency: cur.Code, RawRef: in.RawRef,
+	}
+	if inv.Status == schemas.StatusVoid {
+		inv.VoidReason = "void"
+	}
+	if c := m.ClientInfo; c != nil {
+		inv.Buyer = &schemas.Party{ID: c.ID, Name: c.Name, TaxID: c.TaxID, Country: country(c.Country),
+			Address: address(c.Address1, c.Address2, c.City, c.Postal, c.Locality, c.Country)}
+		if c.Contact != nil {
+			inv.Buyer.Email = c.Contact.Email
+		}
+	}
+	var problems errs
+	inv.IssueDate, err = date(m.DateCreated, "dateCreated")
+	problems.add(err)
+	inv.DueDate, err = date(m.DateDue, "dateDue")
+	problems.add(err)
+	sent, err := date(m.DateSent, "dateSent")
+	problems.add(err)
+	inv.SentAt = midnight(sent)
+	paid, err := date(m.DatePaid, "datePaid")
+	problems.add(err)
+	if inv.Status == schemas.StatusPaid {
+		inv.PaidAt = midnight(paid)
+	}
+	get := func(raw json.RawMessage, field string) decimal.Decimal {
+		d, err := amount(raw, field)
+		problems.add(err)
+		return d
+	}
+	t := totalsInput{
+		// Fees are charges on the document: they count with the lines.
+		LinesNet: get(m.SubTotal, "subTotal").Add(get(m.ConvenienceFee, "convenienceFee")).Add(get(m.LateFee, "lateFee")),
+		Discount: get(m.DiscountAmount, "discountAmount"), Tax: get(m.Tax, "tax"), Total: get(m.Total, "total"),
+		Paid: get(m.PaymentTotal, "paymentTotal"), Credited: get(m.CreditApplied, "creditApplied"),
+	}
+	if len(m.AmountDue) > 0 {
+		t.Due = decimalPtr(get(m.AmountDue, "amountDue"))
+	}
+	if err := problems.err(); err != nil {
+		return schemas.Invoice{}, err
+	}
+	inv.Totals = t.render(cur)
+	inv.IsOverdue = overdue(inv.Status, inv.DueDate, in.Time)
+	// Moxie sends no update time: the event's time orders its versions.
+	updated := in.Time.UTC()
+	inv.RemoteUpdatedAt = &updated
+	return inv, nil
+}
+
+// latestPayment returns the newest settled payment; a PaymentReceived
+// without one is unmappable.
+func (m *moxieInvoice) latestPayment(cur string) (*schemas.Payment, error) {
+	var settled []moxiePayment
+	for _, p := range m.Payments {
+		if !p.Pending && !p.IsFailedPayment {
+			settled = append(settled, p)
+		}
+	}
+	if len(settled) == 0 {
+		return nil, unmappable("PaymentReceived without a settled payment")
+	}
+	sort.SliceStable(settled, func(i, j int) bool { return settled[i].Timestamp < settled[j].Timestamp })
+	p := settled[len(settled)-1]
+	c, err := currency(firstNonEmpty(p.Currency, cur), "payments.currency")
+	if err != nil {
+		return nil, err
+	}
+	if c.Code != cur {
+		return nil, unmappable("payment currency %s differs from the invoice's %s", c.Code, cur)
+	}
+	amt, err := amount(p.Amount, "payments.amount")
+	if err != nil {
+		return nil, err
+	}
+	at, err := timestamp(p.Timestamp, "payments.timestamp")
+	if err != nil {
+		return nil, err
+	}
+	if at == nil {
+		at = midnight(p.DatePaid)
+	}
+	return &schemas.Payment{ID: p.ID, Amount: money.Total(amt, c), Currency: c.Code, PaidAt: at, Method: p.PaymentProvider, Reference: p.ReferenceNumber}, nil
+}
