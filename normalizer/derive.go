@@ -35,6 +35,7 @@ const (
 	OutcomeUnchanged      Outcome = "unchanged"       // a newer version with nothing new
 	OutcomeStale          Outcome = "stale"           // older than the known state: dropped
 	OutcomeDeletedUnknown Outcome = "deleted_unknown" // a deletion of an invoice never seen
+	OutcomeApplied        Outcome = "applied"         // replay: the raw event made the current state
 )
 
 // change is the derived result of one raw event.

@@ -127,7 +127,7 @@ func build(c change, raw *event.Event, seq int64) (Output, error) {
 		return out, nil
 	}
 	out.Warnings = check(c.invoice)
-	traceparent := ce.StringExtension(raw, ce.ExtTraceParent)
+	var datas []schemas.EventData
 	for _, kind := range schemas.Kinds {
 		if !slices.Contains(c.kinds, kind) {
 			continue
@@ -138,11 +138,14 @@ func build(c change, raw *event.Event, seq int64) (Output, error) {
 		if kind == schemas.KindPaymentReceived {
 			data.Payment = c.payment
 		}
-		e, err := ce.NewCanonical(data, raw.ID(), seq, traceparent)
-		if err != nil {
-			return Output{}, fmt.Errorf("%w: %w", ErrSchemaViolation, err)
-		}
-		out.Events = append(out.Events, Canonical{Subject: subject.Invoice(string(kind), c.invoice.Provider, c.invoice.Source), Event: e, Data: data})
+		datas = append(datas, data)
+	}
+	events, err := ce.NewCanonicalSet(datas, raw.ID(), seq, ce.StringExtension(raw, ce.ExtTraceParent))
+	if err != nil {
+		return Output{}, fmt.Errorf("%w: %w", ErrSchemaViolation, err)
+	}
+	for i, e := range events {
+		out.Events = append(out.Events, Canonical{Subject: subject.Invoice(string(datas[i].Event.Kind), c.invoice.Provider, c.invoice.Source), Event: e, Data: datas[i]})
 	}
 	return out, nil
 }

@@ -87,36 +87,47 @@ func (n *Normalizer) Run(ctx context.Context, cfg Config) error {
 // again (see Normalize). A raw event that cannot be mapped is a permanent
 // error with its class; KV and publish failures are transient.
 func (n *Normalizer) Handle(ctx context.Context, d consume.Delivery) error {
+	_, err := n.process(ctx, d, false)
+	return err
+}
+
+// process normalizes one delivery. In replay mode a raw event that made the
+// invoice's current state is skipped: its events were published already,
+// and republishing them past the duplicate window would duplicate them.
+func (n *Normalizer) process(ctx context.Context, d consume.Delivery, replay bool) (Outcome, error) {
 	raw, err := ce.FromMsg(ctx, d.Msg())
 	if err != nil {
 		n.metrics.outcome("", "not_cloudevent")
-		return consume.PermanentClass("not_cloudevent", err)
+		return "", consume.PermanentClass("not_cloudevent", err)
 	}
 	providerName := ce.StringExtension(raw, ce.ExtProvider)
 	res, err := mapRaw(raw, d.Header, schemas.RawRef{Stream: d.Stream, Sequence: d.Sequence}, n.opts)
 	if err != nil {
-		return n.permanent(providerName, raw.ID(), err)
+		return "", n.permanent(providerName, raw.ID(), err)
 	}
 	key := stateKey(res.Invoice.ID)
 	for range casAttempts {
 		known, revision, err := n.state.load(ctx, key)
 		if err != nil {
-			return err
+			return "", err
+		}
+		if replay && known != nil && known.RawID == raw.ID() {
+			return OutcomeApplied, nil
 		}
 		out, err := apply(res, raw, known)
 		if err != nil {
-			return n.permanent(providerName, raw.ID(), err)
+			return "", n.permanent(providerName, raw.ID(), err)
 		}
 		if out.State != nil {
 			if err := n.state.store(ctx, key, out.State, revision); errors.Is(err, errConflict) {
 				continue
 			} else if err != nil {
-				return err
+				return "", err
 			}
 		}
-		return n.publish(ctx, providerName, raw.ID(), out)
+		return out.Outcome, n.publish(ctx, providerName, raw.ID(), out)
 	}
-	return fmt.Errorf("normalizer: state of %s changed %d times in a row", res.Invoice.ID, casAttempts)
+	return "", fmt.Errorf("normalizer: state of %s changed %d times in a row", res.Invoice.ID, casAttempts)
 }
 
 func (n *Normalizer) permanent(providerName, rawID string, err error) error {
@@ -125,10 +136,27 @@ func (n *Normalizer) permanent(providerName, rawID string, err error) error {
 	return consume.PermanentClass(class, fmt.Errorf("raw event %s: %w", rawID, err))
 }
 
+// publish publishes a change's events at once and waits for every PubAck.
 func (n *Normalizer) publish(ctx context.Context, providerName, rawID string, out Output) error {
+	acks := make([]jetstream.PubAckFuture, 0, len(out.Events))
 	for _, c := range out.Events {
-		if _, err := ce.Publish(ctx, n.js, c.Subject, c.Event); err != nil {
+		msg, err := ce.ToMsg(ctx, c.Subject, c.Event)
+		if err != nil {
 			return err
+		}
+		f, err := n.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("normalizer: publish %s: %w", c.Event.ID(), err)
+		}
+		acks = append(acks, f)
+	}
+	for _, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("normalizer: publish %s: %w", f.Msg().Header.Get(jetstream.MsgIDHeader), err)
+		case <-ctx.Done():
+			return fmt.Errorf("normalizer: publish: %w", ctx.Err())
 		}
 	}
 	n.metrics.outcome(providerName, string(out.Outcome))

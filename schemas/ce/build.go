@@ -85,6 +85,40 @@ func NewCanonical(d schemas.EventData, rawID string, sequence int64, traceparent
 	if err != nil {
 		return event.Event{}, err
 	}
+	return newCanonical(d, data, rawID, sequence, traceparent)
+}
+
+// NewCanonicalSet builds the events of one change: ds share the invoice and
+// the event information and differ only in the kind (an enum value) and
+// the payment (set on payment_received). The schema check of one of them,
+// the one with a payment if any, covers them all, so the set is validated
+// once instead of once per kind.
+func NewCanonicalSet(ds []schemas.EventData, rawID string, sequence int64, traceparent string) ([]event.Event, error) {
+	rep := 0
+	for i, d := range ds {
+		if d.Payment != nil {
+			rep = i
+		}
+	}
+	events := make([]event.Event, len(ds))
+	for i, d := range ds {
+		data, err := json.Marshal(d)
+		if err != nil {
+			return nil, fmt.Errorf("ce: canonical data: %w", err)
+		}
+		if i == rep {
+			if err := schemas.Validate(data); err != nil {
+				return nil, err
+			}
+		}
+		if events[i], err = newCanonical(d, data, rawID, sequence, traceparent); err != nil {
+			return nil, err
+		}
+	}
+	return events, nil
+}
+
+func newCanonical(d schemas.EventData, data []byte, rawID string, sequence int64, traceparent string) (event.Event, error) {
 	inv := d.Invoice
 	e := event.New()
 	e.SetID(CanonicalID(inv.Provider, inv.Source, rawID, d.Event.Kind))

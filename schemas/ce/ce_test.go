@@ -187,3 +187,25 @@ func FuzzFromMsg(f *testing.F) {
 		}
 	})
 }
+
+func TestCanonicalSetValidatesOnce(t *testing.T) {
+	raw, _ := os.ReadFile("../testdata/events/qonto-paid.json")
+	var d schemas.EventData
+	json.Unmarshal(raw, &d)
+	updated, paymentEv := d, d
+	updated.Event.Kind = schemas.KindUpdated
+	paymentEv.Event.Kind = schemas.KindPaymentReceived
+	paymentEv.Payment = &schemas.Payment{Currency: "EUR"}
+	set, err := NewCanonicalSet([]schemas.EventData{updated, paymentEv}, "raw-1", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set[0].Type() != "com.invoicehub.invoice.updated.v1" || set[1].ID() == set[0].ID() {
+		t.Fatalf("set %v", set)
+	}
+	// The payment event is the representative: an invalid payment fails the set.
+	paymentEv.Payment.Currency = "euros"
+	if _, err := NewCanonicalSet([]schemas.EventData{updated, paymentEv}, "raw-1", 1, ""); err == nil {
+		t.Fatal("invalid payment accepted")
+	}
+}

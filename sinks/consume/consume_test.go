@@ -381,7 +381,7 @@ func TestErrorClassification(t *testing.T) {
 	if Permanent(nil) != nil || RetryAfter(nil, time.Second) != nil {
 		t.Fatal("nil errors must stay nil")
 	}
-	if c, ok := permanentClass(fmt.Errorf("w: %w", PermanentClass("malformed_json", base))); !ok || c != "malformed_json" {
+	if c, ok := PermanentClassOf(fmt.Errorf("w: %w", PermanentClass("malformed_json", base))); !ok || c != "malformed_json" {
 		t.Fatalf("class %q", c)
 	}
 	if d, ok := RetryAfterHint(fmt.Errorf("w: %w", RetryAfter(base, 3*time.Second))); !ok || d != 3*time.Second {

@@ -94,7 +94,7 @@ func (c *consumer) classify(h message.HandlerFunc) message.HandlerFunc {
 		first := c.failures.record(seq, now)
 		hint, _ := RetryAfterHint(err)
 		m.Metadata.Set(mdNakDelay, c.cfg.Backoff.Delay(meta.NumDelivered, hint).String())
-		class, permanent := permanentClass(err)
+		class, permanent := PermanentClassOf(err)
 		switch {
 		case permanent:
 		case meta.NumDelivered >= uint64(c.cfg.MaxAttempts):

@@ -27,8 +27,8 @@ func PermanentClass(class string, err error) error {
 	return &permanentError{err: err, class: class}
 }
 
-// permanentClass returns the class err was marked with, if permanent.
-func permanentClass(err error) (string, bool) {
+// PermanentClassOf returns the class err was marked with, if permanent.
+func PermanentClassOf(err error) (string, bool) {
 	var p *permanentError
 	if errors.As(err, &p) {
 		return p.class, true
@@ -38,7 +38,7 @@ func permanentClass(err error) (string, bool) {
 
 // IsPermanent reports whether err, or an error it wraps, was marked Permanent.
 func IsPermanent(err error) bool {
-	_, ok := permanentClass(err)
+	_, ok := PermanentClassOf(err)
 	return ok
 }
 

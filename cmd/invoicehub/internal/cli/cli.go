@@ -24,8 +24,9 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"dev":  {"run the whole pipeline in one process with an embedded JetStream", runDev},
-	"send": {"post a correctly signed sample webhook (send qonto)", runSend},
+	"dev":    {"run the whole pipeline in one process with an embedded JetStream", runDev},
+	"send":   {"post a correctly signed sample webhook (send qonto)", runSend},
+	"replay": {"re-normalize raw webhooks into canonical events, without duplicates", runReplay},
 }
 
 // Run runs the subcommand named by args[0] and returns the exit code.
