@@ -14,6 +14,7 @@ import (
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/stage"
 	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/schemas/subject"
 	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
@@ -39,7 +40,8 @@ type Config struct {
 func (c Config) ConsumeConfig() consume.Config {
 	return consume.Config{
 		Stage: "normalizer", ID: ConsumerID, Stream: stream.Webhooks,
-		Concurrency: c.Concurrency, MaxAttempts: c.MaxAttempts, Backoff: c.Backoff,
+		FilterSubjects: []string{subject.WebhooksRoot + ".>", subject.Replay("normalizer", ConsumerID)},
+		Concurrency:    c.Concurrency, MaxAttempts: c.MaxAttempts, Backoff: c.Backoff,
 	}
 }
 

@@ -148,10 +148,12 @@ func (s Spec) Validate() error {
 }
 
 // FilterSubjects returns the server-side filters for the spec: every
-// (kind, provider) pair, or everything when both are empty.
+// (kind, provider) pair, or all canonical events when both are empty; and
+// the sink's replay subject, where its dead letters come back.
 func (s Spec) FilterSubjects() []string {
+	replay := subject.Replay("sink", s.ID)
 	if len(s.Kinds) == 0 && len(s.Providers) == 0 {
-		return nil
+		return []string{subject.InvoicesRoot + ".>", replay}
 	}
 	kinds := []string{""}
 	if len(s.Kinds) > 0 {
@@ -170,7 +172,7 @@ func (s Spec) FilterSubjects() []string {
 			out = append(out, subject.InvoiceFilter(k, p, ""))
 		}
 	}
-	return out
+	return append(out, replay)
 }
 
 // ConsumeConfig returns the consumer configuration for the spec.

@@ -54,11 +54,11 @@ func TestSpec(t *testing.T) {
 		spec sinks.Spec
 		want []string
 	}{
-		{"all", sinks.Spec{ID: "a", Type: "file"}, nil},
-		{"paid only", sinks.Spec{ID: "a", Type: "file", Kinds: []schemas.Kind{schemas.KindPaid}}, []string{"invoices.v1.paid.*.*"}},
-		{"one provider", sinks.Spec{ID: "a", Type: "file", Providers: []string{"mercoa"}}, []string{"invoices.v1.*.mercoa.*"}},
+		{"all", sinks.Spec{ID: "a", Type: "file"}, []string{"invoices.v1.>", "replay.sink.a"}},
+		{"paid only", sinks.Spec{ID: "a", Type: "file", Kinds: []schemas.Kind{schemas.KindPaid}}, []string{"invoices.v1.paid.*.*", "replay.sink.a"}},
+		{"one provider", sinks.Spec{ID: "a", Type: "file", Providers: []string{"mercoa"}}, []string{"invoices.v1.*.mercoa.*", "replay.sink.a"}},
 		{"cross", sinks.Spec{ID: "a", Type: "file", Kinds: []schemas.Kind{"paid", "sent"}, Providers: []string{"qonto"}},
-			[]string{"invoices.v1.paid.qonto.*", "invoices.v1.sent.qonto.*"}},
+			[]string{"invoices.v1.paid.qonto.*", "invoices.v1.sent.qonto.*", "replay.sink.a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

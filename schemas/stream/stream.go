@@ -2,7 +2,9 @@
 // updates them idempotently.
 //
 //	WEBHOOKS  webhooks.>     raw webhooks, body byte-for-byte (the archive)
+//	          replay.normalizer.>  dead letters sent back to the normalizer
 //	INVOICES  invoices.v1.>  canonical invoice events
+//	          replay.sink.>  dead letters sent back to one sink
 //	DLQ       dlq.>          dead letters with their reason
 //
 // All three use file storage and limits retention; WEBHOOKS and INVOICES
@@ -76,7 +78,7 @@ func (c Config) Configs() []jetstream.StreamConfig {
 		{
 			Name:        Webhooks,
 			Description: "invoicehub raw webhooks, body byte-for-byte as received",
-			Subjects:    []string{subject.WebhooksRoot + ".>"},
+			Subjects:    []string{subject.WebhooksRoot + ".>", subject.ReplayRoot + ".normalizer.>"},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     c.storage(),
 			Replicas:    c.Replicas,
@@ -87,7 +89,7 @@ func (c Config) Configs() []jetstream.StreamConfig {
 		{
 			Name:        Invoices,
 			Description: "invoicehub canonical invoice events",
-			Subjects:    []string{subject.InvoicesRoot + ".>"},
+			Subjects:    []string{subject.InvoicesRoot + ".>", subject.ReplayRoot + ".sink.>"},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     c.storage(),
 			Replicas:    c.Replicas,

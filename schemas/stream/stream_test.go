@@ -30,6 +30,8 @@ func TestEnsureIsIdempotentAndApplies(t *testing.T) {
 		{Webhooks, "webhooks.qonto.acme", 7 * day},
 		{Invoices, "invoices.v1.paid.qonto.acme", 30 * day},
 		{DLQ, "dlq.sink.file", 90 * day},
+		{Webhooks, "replay.normalizer.default", 7 * day},
+		{Invoices, "replay.sink.file", 30 * day},
 	}
 	for _, tt := range tests {
 		s, err := js.Stream(t.Context(), tt.name)

@@ -3,6 +3,8 @@
 //	webhooks.<provider>.<source>                 raw webhooks (stream WEBHOOKS)
 //	invoices.v1.<kind>.<provider>.<source>       canonical events (stream INVOICES)
 //	dlq.<stage>.<consumer>                       dead letters (stream DLQ)
+//	replay.<stage>.<consumer>                    dead letters sent back to one consumer
+//	                                             (in the stage's input stream)
 //
 // Every variable token is escaped with Token, so a value can never add a
 // level or a wildcard to a subject.
@@ -18,6 +20,7 @@ const (
 	WebhooksRoot = "webhooks"
 	InvoicesRoot = "invoices.v1"
 	DLQRoot      = "dlq"
+	ReplayRoot   = "replay"
 )
 
 // Token escapes s into a single subject token. Letters, digits, '-' and '_'
@@ -70,6 +73,12 @@ func Invoice(kind, provider, source string) string {
 // DeadLetter returns dlq.<stage>.<consumer>.
 func DeadLetter(stage, consumer string) string {
 	return DLQRoot + "." + Token(stage) + "." + Token(consumer)
+}
+
+// Replay returns replay.<stage>.<consumer>: a dead letter published there
+// reaches only that consumer, which filters on it.
+func Replay(stage, consumer string) string {
+	return ReplayRoot + "." + Token(stage) + "." + Token(consumer)
 }
 
 // InvoiceFilter returns a filter over canonical subjects; an empty argument

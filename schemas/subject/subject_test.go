@@ -13,6 +13,7 @@ func TestBuilders(t *testing.T) {
 		{"webhook escaped", Webhook("qonto", "acme.eu"), "webhooks.qonto.acme%2Eeu"},
 		{"invoice", Invoice("paid", "mercoa", "ap-1"), "invoices.v1.paid.mercoa.ap-1"},
 		{"dlq", DeadLetter("sink", "http_crm"), "dlq.sink.http_crm"},
+		{"replay", Replay("sink", "http_crm"), "replay.sink.http_crm"},
 		{"filter by kind", InvoiceFilter("paid", "", ""), "invoices.v1.paid.*.*"},
 		{"filter by provider", InvoiceFilter("", "mercoa", ""), "invoices.v1.*.mercoa.*"},
 	}

@@ -1,0 +1,185 @@
+// Package deadletter reads and acts on the DLQ stream: list, show, replay
+// a dead letter to the consumer that gave up on it, purge.
+//
+// Replay publishes the original message (its headers without the Dlq-*
+// ones) to replay.<stage>.<consumer>, a subject only that consumer reads,
+// then removes the dead letter. If the consumer fails again, it
+// dead-letters the message again.
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/schemas/subject"
+	"github.com/invoicehub/invoicehub/sinks/consume"
+)
+
+// Letter is one dead letter.
+type Letter struct {
+	Seq      uint64    // in the DLQ stream
+	Time     time.Time // when it was dead-lettered
+	Stage    string    // normalizer or sink
+	Consumer string    // the consumer id within the stage
+	Header   nats.Header
+	Data     []byte
+}
+
+// Class, Reason, Attempts and Original describe why and from where.
+func (l Letter) Class() string    { return l.Header.Get(consume.HeaderErrorClass) }
+func (l Letter) Reason() string   { return l.Header.Get(consume.HeaderReason) }
+func (l Letter) Attempts() string { return l.Header.Get(consume.HeaderAttempts) }
+func (l Letter) Original() string {
+	return l.Header.Get(consume.HeaderStream) + "/" + l.Header.Get(consume.HeaderStreamSeq) + " " + l.Header.Get(consume.HeaderSubject)
+}
+
+// Filter selects dead letters; empty fields match all.
+type Filter struct{ Stage, Consumer string }
+
+func (f Filter) subject() string {
+	stage, consumer := "*", "*"
+	if f.Stage != "" {
+		stage = subject.Token(f.Stage)
+	}
+	if f.Consumer != "" {
+		consumer = subject.Token(f.Consumer)
+	}
+	return subject.DLQRoot + "." + stage + "." + consumer
+}
+
+// ParseFilter reads "sink.http", "sink" or "" into a Filter.
+func ParseFilter(s string) Filter {
+	stage, consumer, _ := strings.Cut(s, ".")
+	return Filter{Stage: stage, Consumer: consumer}
+}
+
+// ErrNotFound is returned for a sequence that holds no dead letter.
+var ErrNotFound = errors.New("deadletter: no such dead letter")
+
+// List returns the dead letters f selects, oldest first.
+func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]Letter, error) {
+	s, err := js.Stream(ctx, stream.DLQ)
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: %w", err)
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}})
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: %w", err)
+	}
+	var out []Letter
+	for {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("deadletter: %w", err)
+		}
+		if info.NumPending == 0 {
+			return out, nil
+		}
+		batch, err := c.FetchNoWait(256)
+		if err != nil {
+			return nil, fmt.Errorf("deadletter: %w", err)
+		}
+		for m := range batch.Messages() {
+			meta, err := m.Metadata()
+			if err != nil {
+				return nil, fmt.Errorf("deadletter: %w", err)
+			}
+			out = append(out, letter(m.Subject(), meta.Sequence.Stream, meta.Timestamp, m.Headers(), m.Data()))
+		}
+	}
+}
+
+func letter(subj string, seq uint64, at time.Time, h nats.Header, data []byte) Letter {
+	parts := strings.SplitN(subj, ".", 3)
+	l := Letter{Seq: seq, Time: at, Header: h, Data: data}
+	if len(parts) == 3 {
+		l.Stage, l.Consumer = parts[1], parts[2]
+	}
+	return l
+}
+
+// Get returns the dead letter at seq.
+func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error) {
+	s, err := js.Stream(ctx, stream.DLQ)
+	if err != nil {
+		return Letter{}, fmt.Errorf("deadletter: %w", err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Letter{}, fmt.Errorf("%w: %d", ErrNotFound, seq)
+	}
+	if err != nil {
+		return Letter{}, fmt.Errorf("deadletter: %w", err)
+	}
+	return letter(m.Subject, m.Sequence, m.Time, m.Header, m.Data), nil
+}
+
+// Replay sends the dead letter at seq back to its consumer and removes it
+// from the DLQ. The republished message keeps the original headers (the
+// ce-* attributes) and body; its dedup id is unique to this dead letter.
+func Replay(ctx context.Context, js jetstream.JetStream, seq uint64) error {
+	l, err := Get(ctx, js, seq)
+	if err != nil {
+		return err
+	}
+	if l.Stage == "" || l.Consumer == "" {
+		return fmt.Errorf("deadletter: %d has no consumer to go back to", seq)
+	}
+	h := nats.Header{}
+	for k, v := range l.Header {
+		if !strings.HasPrefix(k, "Dlq-") && !strings.HasPrefix(k, "Nats-") {
+			h[k] = v
+		}
+	}
+	h.Set(jetstream.MsgIDHeader, "replay:"+strconv.FormatUint(seq, 10)+":"+l.Header.Get(consume.HeaderStreamSeq))
+	msg := &nats.Msg{Subject: subject.Replay(l.Stage, l.Consumer), Header: h, Data: l.Data}
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("deadletter: replay %d: %w", seq, err)
+	}
+	return remove(ctx, js, seq)
+}
+
+// Purge removes the dead letters f selects (all of them with an empty
+// filter) and returns how many.
+func Purge(ctx context.Context, js jetstream.JetStream, f Filter) (uint64, error) {
+	s, err := js.Stream(ctx, stream.DLQ)
+	if err != nil {
+		return 0, fmt.Errorf("deadletter: %w", err)
+	}
+	before, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("deadletter: %w", err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(f.subject())); err != nil {
+		return 0, fmt.Errorf("deadletter: purge: %w", err)
+	}
+	after, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("deadletter: %w", err)
+	}
+	return before.State.Msgs - after.State.Msgs, nil
+}
+
+// Remove deletes the dead letter at seq.
+func Remove(ctx context.Context, js jetstream.JetStream, seq uint64) error {
+	return remove(ctx, js, seq)
+}
+
+func remove(ctx context.Context, js jetstream.JetStream, seq uint64) error {
+	s, err := js.Stream(ctx, stream.DLQ)
+	if err != nil {
+		return fmt.Errorf("deadletter: %w", err)
+	}
+	if err := s.DeleteMsg(ctx, seq); err != nil {
+		return fmt.Errorf("deadletter: remove %d: %w", seq, err)
+	}
+	return nil
+}

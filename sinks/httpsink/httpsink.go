@@ -1,0 +1,225 @@
+// Package httpsink is the http sink: it POSTs each canonical event as a
+// structured CloudEvent (application/cloudevents+json) signed with Standard
+// Webhooks headers (webhook-id = the event id, webhook-timestamp,
+// webhook-signature), so receivers verify it and deduplicate by id.
+//
+// Options: url (required); secret_env or secret_file, naming a whsec_
+// secret to sign with (unsigned without); timeout (default 10s);
+// allow_private ("true" to allow loopback and private targets, refused by
+// default: the check runs on the address actually dialled, so a DNS answer
+// cannot smuggle one in).
+//
+// Answers: 2xx delivered; 408, 429, 5xx and network errors are retried,
+// honouring Retry-After; 410 and other 4xx are permanent (dead-lettered at
+// once, class http_<status>).
+package httpsink
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/invoicehub/invoicehub/sinks"
+	"github.com/invoicehub/invoicehub/sinks/consume"
+)
+
+// ErrPrivateTarget is returned for a target on a loopback, private,
+// link-local or unspecified address when allow_private is off.
+var ErrPrivateTarget = errors.New("httpsink: target address is private or loopback")
+
+// Config configures a Sink.
+type Config struct {
+	URL string
+	// Key signs the requests (the decoded whsec_ secret); nil sends them unsigned.
+	Key          []byte
+	Timeout      time.Duration
+	AllowPrivate bool
+}
+
+// Sink posts events to one URL.
+type Sink struct {
+	cfg    Config
+	client *http.Client
+	now    func() time.Time
+	closed atomic.Bool
+}
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// Factory builds an http sink from its options.
+func Factory(_ context.Context, opts sinks.Options) (sinks.Sink, error) {
+	cfg := Config{URL: opts["url"], Timeout: 10 * time.Second, AllowPrivate: opts["allow_private"] == "true"}
+	var errs []error
+	if v := opts["timeout"]; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("timeout %q: want a positive duration", v))
+		}
+		cfg.Timeout = d
+	}
+	secret, err := readSecret(opts["secret_env"], opts["secret_file"])
+	errs = append(errs, err)
+	if secret != "" {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+		if err != nil || len(key) == 0 {
+			errs = append(errs, errors.New("secret: not a whsec_ secret (whsec_ followed by base64)"))
+		}
+		cfg.Key = key
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("httpsink: %w", err)
+	}
+	return New(cfg)
+}
+
+func readSecret(env, file string) (string, error) {
+	switch {
+	case env != "" && file != "":
+		return "", errors.New("set secret_env or secret_file, not both")
+	case env != "":
+		if v := os.Getenv(env); v != "" {
+			return v, nil
+		}
+		return "", fmt.Errorf("secret_env: %s is empty or unset", env)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("secret_file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", nil
+}
+
+// New returns a sink posting to cfg.URL.
+func New(cfg Config) (*Sink, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("httpsink: url %q: want an http(s) URL", cfg.URL)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: cfg.Timeout, Control: func(_, address string, _ syscall.RawConn) error {
+		return checkAddress(address, cfg.AllowPrivate)
+	}}
+	transport := &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: cfg.Timeout}
+	client := &http.Client{Transport: transport, Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse // a redirect is an answer, not an instruction
+	}}
+	return &Sink{cfg: cfg, client: client, now: time.Now}, nil
+}
+
+func checkAddress(address string, allowPrivate bool) error {
+	if allowPrivate {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrPrivateTarget, address)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
+		return fmt.Errorf("%w: %s", ErrPrivateTarget, host)
+	}
+	return nil
+}
+
+// Deliver posts the event; see the package comment for what an answer means.
+func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
+	if s.closed.Load() {
+		return errors.New("httpsink: sink is closed")
+	}
+	body, err := json.Marshal(e.CloudEvent)
+	if err != nil {
+		return consume.Permanent(fmt.Errorf("httpsink: encode %s: %w", e.ID(), err))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return consume.Permanent(fmt.Errorf("httpsink: %w", err))
+	}
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	s.sign(req.Header, e.ID(), body)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		if errors.Is(err, ErrPrivateTarget) {
+			return consume.PermanentClass("private_target", err)
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		return fmt.Errorf("httpsink: post %s: %w", e.ID(), err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
+	return classify(resp, e.ID(), s.now())
+}
+
+// classify turns an answer into nil, a retry (with its Retry-After) or a
+// permanent error.
+func classify(resp *http.Response, id string, now time.Time) error {
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	err := fmt.Errorf("httpsink: %s answered %d for %s", resp.Request.URL.Redacted(), code, id)
+	if code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500 {
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), now); ok {
+			return consume.RetryAfter(err, d)
+		}
+		return err
+	}
+	return consume.PermanentClass("http_"+strconv.Itoa(code), err)
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// sign sets the Standard Webhooks headers.
+func (s *Sink) sign(h http.Header, id string, body []byte) {
+	ts := strconv.FormatInt(s.now().Unix(), 10)
+	h.Set("webhook-id", id)
+	h.Set("webhook-timestamp", ts)
+	if s.cfg.Key == nil {
+		return
+	}
+	mac := hmac.New(sha256.New, s.cfg.Key)
+	mac.Write([]byte(id + "." + ts + "."))
+	mac.Write(body)
+	h.Set("webhook-signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+}
+
+// Close releases idle connections; later calls do nothing.
+func (s *Sink) Close(context.Context) error {
+	if s.closed.CompareAndSwap(false, true) {
+		s.client.CloseIdleConnections()
+	}
+	return nil
+}

@@ -1,0 +1,241 @@
+package httpsink
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/invoicehub/invoicehub/schemas"
+	"github.com/invoicehub/invoicehub/schemas/ce"
+	"github.com/invoicehub/invoicehub/schemas/jstest"
+	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/schemas/subject"
+	"github.com/invoicehub/invoicehub/sinks"
+	"github.com/invoicehub/invoicehub/sinks/consume"
+	"github.com/invoicehub/invoicehub/sinks/deadletter"
+	"github.com/invoicehub/invoicehub/sinks/sinktest"
+)
+
+var testKey = []byte("receiver-shared-key")
+
+// receiver is a Standard Webhooks receiver: it verifies the signature and
+// keeps each webhook-id once. answer decides the status of each request.
+type receiver struct {
+	mu       sync.Mutex
+	ids      []string
+	seen     map[string]bool
+	attempts []time.Time
+	answer   func(n int) (int, http.Header)
+	srv      *httptest.Server
+}
+
+func newReceiver(t *testing.T, answer func(n int) (int, http.Header)) *receiver {
+	r := &receiver{seen: map[string]bool{}, answer: answer}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		id, ts := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp")
+		mac := hmac.New(sha256.New, testKey)
+		mac.Write([]byte(id + "." + ts + "."))
+		mac.Write(body)
+		if req.Header.Get("webhook-signature") != "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)) ||
+			req.Header.Get("Content-Type") != "application/cloudevents+json" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		r.mu.Lock()
+		r.attempts = append(r.attempts, time.Now())
+		status, h := http.StatusOK, http.Header{}
+		if r.answer != nil {
+			status, h = r.answer(len(r.attempts))
+		}
+		if status/100 == 2 && !r.seen[id] {
+			r.seen[id] = true
+			r.ids = append(r.ids, id)
+		}
+		r.mu.Unlock()
+		for k, v := range h {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) delivered() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.ids...)
+}
+
+type harness struct{ receivers map[sinks.Sink]*receiver }
+
+func (h *harness) New(t *testing.T) sinks.Sink {
+	r := newReceiver(t, nil)
+	s, err := New(Config{URL: r.srv.URL, Key: testKey, AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.receivers[s] = r
+	return s
+}
+
+func (h *harness) Delivered(t *testing.T, s sinks.Sink) []string { return h.receivers[s].delivered() }
+
+func TestConformance(t *testing.T) { sinktest.Run(t, &harness{receivers: map[sinks.Sink]*receiver{}}) }
+
+func TestAnswers(t *testing.T) {
+	tests := []struct {
+		status     int
+		retryAfter string
+		wantNil    bool
+		permanent  string
+		hint       time.Duration
+	}{
+		{200, "", true, "", 0},
+		{204, "", true, "", 0},
+		{408, "", false, "", 0},
+		{429, "7", false, "", 7 * time.Second},
+		{500, "", false, "", 0},
+		{503, "2", false, "", 2 * time.Second},
+		{503, "Wed, 21 Oct 2099 07:28:00 GMT", false, "", -1},
+		{400, "", false, "http_400", 0},
+		{401, "", false, "http_401", 0},
+		{404, "", false, "http_404", 0},
+		{410, "", false, "http_410", 0},
+		{422, "", false, "http_422", 0},
+		{301, "", false, "http_301", 0},
+	}
+	for _, tt := range tests {
+		r := newReceiver(t, func(int) (int, http.Header) {
+			h := http.Header{}
+			if tt.retryAfter != "" {
+				h.Set("Retry-After", tt.retryAfter)
+			}
+			return tt.status, h
+		})
+		s, _ := New(Config{URL: r.srv.URL, Key: testKey, AllowPrivate: true})
+		err := s.Deliver(t.Context(), sinktest.Event(t, "raw", schemas.KindUpdated))
+		class, permanent := consume.PermanentClassOf(err)
+		hint, hasHint := consume.RetryAfterHint(err)
+		switch {
+		case tt.wantNil && err != nil, !tt.wantNil && err == nil:
+			t.Errorf("%d: err %v", tt.status, err)
+		case tt.permanent != "" && class != tt.permanent:
+			t.Errorf("%d: class %q permanent=%v, want %q", tt.status, class, permanent, tt.permanent)
+		case tt.permanent == "" && permanent:
+			t.Errorf("%d: permanent, want a retry", tt.status)
+		case tt.hint > 0 && hint != tt.hint, tt.hint < 0 && (!hasHint || hint < time.Hour):
+			t.Errorf("%d Retry-After %q: hint %v", tt.status, tt.retryAfter, hint)
+		}
+	}
+}
+
+func TestRefusesPrivateTargets(t *testing.T) {
+	r := newReceiver(t, nil)
+	s, err := New(Config{URL: r.srv.URL, Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Deliver(t.Context(), sinktest.Event(t, "raw", schemas.KindUpdated))
+	if class, ok := consume.PermanentClassOf(err); !ok || class != "private_target" || !errors.Is(err, ErrPrivateTarget) {
+		t.Fatalf("loopback target: %v", err)
+	}
+	if len(r.delivered()) != 0 {
+		t.Fatal("delivered to a loopback target")
+	}
+	for _, bad := range []string{"", "ftp://x", "http://", "not a url"} {
+		if _, err := New(Config{URL: bad}); err == nil {
+			t.Errorf("url %q accepted", bad)
+		}
+	}
+}
+
+// run runs the sink on INVOICES until the test ends.
+func run(t *testing.T, s sinks.Sink) (*jstest.Server, sinks.Spec) {
+	t.Helper()
+	srv := jstest.Run(t)
+	_, js := srv.Connect(t)
+	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	spec := sinks.Spec{ID: "crm", Type: "http", MaxAttempts: 6, Backoff: consume.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	go func() { done <- sinks.Run(ctx, js, spec, s, log) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e := sinktest.Event(t, "raw-1", schemas.KindPaid)
+	if _, err := ce.Publish(t.Context(), js, subject.Invoice("paid", "qonto", "acme"), e.CloudEvent); err != nil {
+		t.Fatal(err)
+	}
+	return srv, spec
+}
+
+func TestRetryAfterThenDelivered(t *testing.T) {
+	r := newReceiver(t, func(n int) (int, http.Header) {
+		if n <= 3 {
+			return http.StatusServiceUnavailable, http.Header{"Retry-After": {"1"}}
+		}
+		return http.StatusOK, nil
+	})
+	s, _ := New(Config{URL: r.srv.URL, Key: testKey, AllowPrivate: true})
+	run(t, s)
+	jstest.Eventually(t, 15*time.Second, "delivered after three 503s", func() bool { return len(r.delivered()) == 1 })
+	r.mu.Lock()
+	attempts := append([]time.Time(nil), r.attempts...)
+	r.mu.Unlock()
+	if len(attempts) != 4 {
+		t.Fatalf("%d attempts, want 4", len(attempts))
+	}
+	for i := 1; i < len(attempts); i++ {
+		if gap := attempts[i].Sub(attempts[i-1]); gap < time.Second {
+			t.Errorf("attempt %d came %v after the previous, before Retry-After: 1", i+1, gap)
+		}
+	}
+}
+
+func TestBadRequestDeadLetteredThenReplayed(t *testing.T) {
+	var mu sync.Mutex
+	fixed := false
+	r := newReceiver(t, func(int) (int, http.Header) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !fixed {
+			return http.StatusBadRequest, nil
+		}
+		return http.StatusOK, nil
+	})
+	s, _ := New(Config{URL: r.srv.URL, Key: testKey, AllowPrivate: true})
+	srv, _ := run(t, s)
+	_, js := srv.Connect(t)
+	var letters []deadletter.Letter
+	jstest.Eventually(t, 5*time.Second, "dead-lettered", func() bool {
+		letters, _ = deadletter.List(t.Context(), js, deadletter.Filter{Stage: "sink", Consumer: "crm"})
+		return len(letters) == 1
+	})
+	l := letters[0]
+	if l.Class() != "http_400" || l.Attempts() != "1" {
+		t.Fatalf("dead letter class %q after %s attempts, want http_400 at once", l.Class(), l.Attempts())
+	}
+	mu.Lock()
+	fixed = true
+	mu.Unlock()
+	if err := deadletter.Replay(t.Context(), js, l.Seq); err != nil {
+		t.Fatal(err)
+	}
+	jstest.Eventually(t, 5*time.Second, "delivered after replay", func() bool { return len(r.delivered()) == 1 })
+	if left, _ := deadletter.List(t.Context(), js, deadletter.Filter{}); len(left) != 0 {
+		t.Fatalf("%d dead letters left", len(left))
+	}
+}
