@@ -6,6 +6,7 @@ import (
 	"github.com/invoicehub/invoicehub/sinks"
 	"github.com/invoicehub/invoicehub/sinks/file"
 	"github.com/invoicehub/invoicehub/sinks/httpsink"
+	"github.com/invoicehub/invoicehub/sinks/sqlsink"
 )
 
 // Registry returns a new registry holding every built-in sink type.
@@ -13,5 +14,7 @@ func Registry() *sinks.Registry {
 	r := &sinks.Registry{}
 	r.Register("file", file.Factory)
 	r.Register("http", httpsink.Factory)
+	r.Register("sql", sqlsink.Factory)
+	r.Register("stdout", file.StdoutFactory)
 	return r
 }

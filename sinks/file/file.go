@@ -37,13 +37,27 @@ const (
 	SyncNever  SyncPolicy = "never"
 )
 
-// Sink appends events to a JSON-lines file.
+// Sink appends events to a JSON-lines file, or to standard output.
 type Sink struct {
 	mu     sync.Mutex
-	f      *os.File
+	w      io.Writer
+	f      *os.File // nil for standard output: nothing to sync or cut back
 	policy SyncPolicy
 	seen   map[string]struct{}
 	size   int64 // bytes of whole lines; a failed write is cut back to it
+	closed bool
+}
+
+// StdoutFactory builds the stdout sink: JSON lines on standard output, each
+// event id once per process (a pipe cannot take a line back). For trying
+// things out and for log shippers.
+func StdoutFactory(context.Context, sinks.Options) (sinks.Sink, error) {
+	return NewWriter(os.Stdout), nil
+}
+
+// NewWriter returns a sink writing JSON lines to w.
+func NewWriter(w io.Writer) *Sink {
+	return &Sink{w: w, policy: SyncNever, seen: map[string]struct{}{}}
 }
 
 var _ sinks.Sink = (*Sink)(nil)
@@ -75,7 +89,7 @@ func Open(path string, policy SyncPolicy) (*Sink, error) {
 		f.Close()
 		return nil, fmt.Errorf("file: %s: %w", path, err)
 	}
-	return &Sink{f: f, policy: policy, seen: seen, size: size}, nil
+	return &Sink{w: f, f: f, policy: policy, seen: seen, size: size}, nil
 }
 
 // loadIDs reads every line's event id, cuts a torn last line, and leaves
@@ -119,7 +133,7 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 	line = append(line, '\n')
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
+	if s.closed {
 		return errors.New("file: sink is closed")
 	}
 	if _, dup := s.seen[e.ID()]; dup {
@@ -138,16 +152,19 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 // write appends line and syncs it per policy; on failure it cuts the file
 // back so no partial line is left before the next one.
 func (s *Sink) write(line []byte) error {
-	_, err := s.f.Write(line)
+	_, err := s.w.Write(line)
 	if err == nil && s.policy == SyncAlways {
 		err = s.f.Sync()
 	}
-	if err != nil {
+	if err != nil && s.f != nil {
 		if cutErr := s.f.Truncate(s.size); cutErr != nil {
 			return errors.Join(err, cutErr)
 		}
 		_, seekErr := s.f.Seek(s.size, io.SeekStart)
 		return errors.Join(err, seekErr)
+	}
+	if err != nil {
+		return err
 	}
 	s.size += int64(len(line))
 	return nil
@@ -157,11 +174,14 @@ func (s *Sink) write(line []byte) error {
 func (s *Sink) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	if s.f == nil {
 		return nil
 	}
 	err := errors.Join(s.f.Sync(), s.f.Close())
-	s.f = nil
 	if err != nil {
 		return fmt.Errorf("file: close: %w", err)
 	}

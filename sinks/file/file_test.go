@@ -2,6 +2,7 @@ package file
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -50,6 +51,30 @@ func readIDs(t *testing.T, path string) []string {
 
 func TestConformance(t *testing.T) {
 	sinktest.Run(t, &harness{paths: map[sinks.Sink]string{}})
+}
+
+type writerHarness struct{ bufs map[sinks.Sink]*bytes.Buffer }
+
+func (h *writerHarness) New(t *testing.T) sinks.Sink {
+	b := &bytes.Buffer{}
+	s := NewWriter(b)
+	h.bufs[s] = b
+	return s
+}
+
+func (h *writerHarness) Delivered(t *testing.T, s sinks.Sink) []string {
+	var ids []string
+	for _, line := range bytes.Split(bytes.TrimSpace(h.bufs[s].Bytes()), []byte("\n")) {
+		var ev struct{ ID string }
+		if len(line) > 0 && json.Unmarshal(line, &ev) == nil {
+			ids = append(ids, ev.ID)
+		}
+	}
+	return ids
+}
+
+func TestStdoutConformance(t *testing.T) {
+	sinktest.Run(t, &writerHarness{bufs: map[sinks.Sink]*bytes.Buffer{}})
 }
 
 func TestReopenKeepsIdempotence(t *testing.T) {

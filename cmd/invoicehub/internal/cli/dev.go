@@ -89,15 +89,16 @@ type dev struct {
 	http      *http.Server
 	httpURL   string
 	sinkFile  string
+	sinkDB    string
 	cancel    context.CancelFunc
 	consumers sync.WaitGroup
 	errs      chan error
-	sink      sinks.Sink
+	sinks     []sinks.Sink
 	log       *slog.Logger
 }
 
 func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (d *dev, err error) {
-	d = &dev{cfg: cfg, log: log, errs: make(chan error, 3)} // two consumers and HTTP
+	d = &dev{cfg: cfg, log: log, errs: make(chan error, 4)} // three consumers and HTTP
 	defer func() {
 		if err != nil {
 			d.shutdown(cfg.grace)
@@ -155,12 +156,21 @@ func (d *dev) startConsumers(ctx context.Context, js jetstream.JetStream, reg pr
 		return err
 	}
 	d.sinkFile = filepath.Join(d.cfg.dataDir, "invoices.jsonl")
-	spec := sinks.Spec{ID: "file", Type: "file", Options: sinks.Options{"path": d.sinkFile, "fsync": "always"}}
-	if d.sink, err = builtin.Registry().New(ctx, spec); err != nil {
-		return err
+	d.sinkDB = filepath.Join(d.cfg.dataDir, "invoices.db")
+	specs := []sinks.Spec{
+		{ID: "file", Type: "file", Options: sinks.Options{"path": d.sinkFile, "fsync": "always"}},
+		{ID: "sqlite", Type: "sql", Options: sinks.Options{"driver": "sqlite", "dsn": d.sinkDB}},
 	}
+	registry := builtin.Registry()
 	d.goConsume(func() error { return n.Run(ctx, ncfg) })
-	d.goConsume(func() error { return sinks.Run(ctx, js, spec, d.sink, d.log) })
+	for _, spec := range specs {
+		s, err := registry.New(ctx, spec)
+		if err != nil {
+			return err
+		}
+		d.sinks = append(d.sinks, s)
+		d.goConsume(func() error { return sinks.Run(ctx, js, spec, s, d.log) })
+	}
 	return nil
 }
 
@@ -209,11 +219,12 @@ invoicehub dev is running.
   dev secret         %s   (dev only: anyone can sign with it)
   try it             invoicehub send qonto   (or: make demo)
   canonical events   %s   (JSON lines)
+                     %s   (SQLite: sqlite3 %s 'select id, status, total, due from invoices')
   NATS / JetStream   %s   (subjects invoices.v1.>, store in %s)
   metrics            %s/metrics
 
 Ctrl-C stops it gracefully.
-`, d.httpURL, DevSource, provider.Names(), DevSecret, d.sinkFile, d.nats.ClientURL(), filepath.Join(d.cfg.dataDir, "nats"), d.httpURL)
+`, d.httpURL, DevSource, provider.Names(), DevSecret, d.sinkFile, d.sinkDB, d.sinkDB, d.nats.ClientURL(), filepath.Join(d.cfg.dataDir, "nats"), d.httpURL)
 }
 
 // shutdown drains in order: HTTP (requests in flight finish with their
@@ -237,8 +248,8 @@ func (d *dev) shutdown(grace time.Duration) error {
 			drained = true
 		}
 	}
-	if d.sink != nil {
-		errs = append(errs, d.sink.Close(ctx))
+	for _, s := range d.sinks {
+		errs = append(errs, s.Close(ctx))
 	}
 	if d.nc != nil {
 		errs = append(errs, d.nc.Drain())

@@ -1,0 +1,208 @@
+// Package sqlsink is the sql sink: canonical events into a relational
+// database, PostgreSQL (jackc/pgx/v5) or SQLite (modernc.org/sqlite), with
+// one implementation and two dialects.
+//
+//   - invoice_events is append-only and unique on the event id: a
+//     redelivered event has no second effect.
+//   - invoices holds each invoice's current state, replaced only by an
+//     event with a higher sequence, so out-of-order delivery never
+//     regresses it.
+//
+// Both happen in one transaction. Migrations are embedded and applied at
+// start. Options: driver (postgres or sqlite), and dsn or dsn_env (the name
+// of an environment variable holding it, for DSNs with passwords).
+//
+// Errors: data and constraint errors are permanent (dead-lettered); a lost
+// connection, a lock or a timeout is retried.
+package sqlsink
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/invoicehub/invoicehub/schemas"
+	"github.com/invoicehub/invoicehub/sinks"
+	"github.com/invoicehub/invoicehub/sinks/consume"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Sink writes events to a database.
+type Sink struct {
+	db        *sql.DB
+	d         dialect
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// Factory builds an sql sink from options driver and dsn (or dsn_env).
+func Factory(ctx context.Context, opts sinks.Options) (sinks.Sink, error) {
+	dsn := opts["dsn"]
+	if env := opts["dsn_env"]; env != "" {
+		if dsn != "" {
+			return nil, errors.New("sqlsink: set dsn or dsn_env, not both")
+		}
+		if dsn = os.Getenv(env); dsn == "" {
+			return nil, fmt.Errorf("sqlsink: dsn_env: %s is empty or unset", env)
+		}
+	}
+	return Open(ctx, opts["driver"], dsn)
+}
+
+// Open connects, applies the migrations, and returns the sink.
+func Open(ctx context.Context, driver, dsn string) (*Sink, error) {
+	d, ok := dialects[driver]
+	if !ok {
+		return nil, fmt.Errorf("sqlsink: driver %q: want postgres or sqlite", driver)
+	}
+	if dsn == "" {
+		return nil, errors.New("sqlsink: dsn is required")
+	}
+	db, err := d.open(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlsink: open %s: %w", driver, err)
+	}
+	s := &Sink{db: db, d: d}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate applies the dialect's migrations not applied yet, in order, each
+// in its own transaction.
+func (s *Sink) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlsink: migrations table: %w", err)
+	}
+	files, err := fs.Glob(migrations, "migrations/"+s.d.name+"/*.sql")
+	if err != nil {
+		return fmt.Errorf("sqlsink: migrations: %w", err)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		version, err := strconv.Atoi(strings.SplitN(f[strings.LastIndex(f, "/")+1:], "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("sqlsink: migration %s: name must start with its version", f)
+		}
+		if err := s.applyMigration(ctx, f, version); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Sink) applyMigration(ctx context.Context, file string, version int) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlsink: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if s.d.lockMigrations != "" { // other replicas wait while one migrates
+		if _, err := tx.ExecContext(ctx, s.d.lockMigrations); err != nil {
+			return fmt.Errorf("sqlsink: migration lock: %w", err)
+		}
+	}
+	var applied int
+	if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT count(*) FROM schema_migrations WHERE version = ?`), version).Scan(&applied); err != nil {
+		return fmt.Errorf("sqlsink: migrate: %w", err)
+	}
+	if applied > 0 {
+		return nil
+	}
+	body, err := migrations.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("sqlsink: migration %s: %w", file, err)
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return fmt.Errorf("sqlsink: migration %s: %w", file, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), version, time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return fmt.Errorf("sqlsink: migration %s: %w", file, err)
+	}
+	return tx.Commit()
+}
+
+const insertEvent = `INSERT INTO invoice_events (event_id, invoice_id, kind, sequence, occurred_at, stream_sequence, event)
+VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`
+
+const upsertInvoice = `INSERT INTO invoices (id, provider, source, remote_id, number, direction, document_type, status,
+  provider_status, is_overdue, deleted, currency, total, paid, due, issue_date, due_date, sequence, last_event_id, updated_at, invoice)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET number = excluded.number, direction = excluded.direction,
+  document_type = excluded.document_type, status = excluded.status, provider_status = excluded.provider_status,
+  is_overdue = excluded.is_overdue, deleted = excluded.deleted, currency = excluded.currency, total = excluded.total,
+  paid = excluded.paid, due = excluded.due, issue_date = excluded.issue_date, due_date = excluded.due_date,
+  sequence = excluded.sequence, last_event_id = excluded.last_event_id, updated_at = excluded.updated_at,
+  invoice = excluded.invoice
+WHERE invoices.sequence < excluded.sequence`
+
+// Deliver records the event and, if it is newer, the invoice's state, in
+// one transaction. A redelivered event changes nothing.
+func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
+	event, err := json.Marshal(e.CloudEvent)
+	if err != nil {
+		return consume.Permanent(fmt.Errorf("sqlsink: encode %s: %w", e.ID(), err))
+	}
+	inv := e.Data.Invoice
+	invoice, err := json.Marshal(inv)
+	if err != nil {
+		return consume.Permanent(fmt.Errorf("sqlsink: encode %s: %w", e.ID(), err))
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.d.classify(fmt.Errorf("sqlsink: begin: %w", err))
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, s.d.rebind(insertEvent), e.ID(), inv.ID, string(e.Data.Event.Kind), e.Sequence,
+		s.d.timestamp(e.Data.Event.OccurredAt), int64(e.StreamSequence), s.d.json(event))
+	if err != nil {
+		return s.d.classify(fmt.Errorf("sqlsink: insert event %s: %w", e.ID(), err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return s.d.classify(errors.Join(err, tx.Commit())) // seen before: no second effect
+	}
+	t := inv.Totals
+	_, err = tx.ExecContext(ctx, s.d.rebind(upsertInvoice), inv.ID, inv.Provider, inv.Source, inv.RemoteID, nullable(inv.Number),
+		string(inv.Direction), string(inv.DocumentType), string(inv.Status), inv.ProviderStatus, s.d.boolean(inv.IsOverdue),
+		s.d.boolean(e.Data.Event.Kind == schemas.KindDeleted), inv.Currency, t.Total.String(), t.Paid.String(), t.Due.String(),
+		nullable(inv.IssueDate), nullable(inv.DueDate), e.Sequence, e.ID(), s.d.timestamp(e.Data.Event.OccurredAt), s.d.json(invoice))
+	if err != nil {
+		return s.d.classify(fmt.Errorf("sqlsink: upsert invoice %s: %w", inv.ID, err))
+	}
+	if err := tx.Commit(); err != nil {
+		return s.d.classify(fmt.Errorf("sqlsink: commit %s: %w", e.ID(), err))
+	}
+	return nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// DB returns the database, for queries beside the sink.
+func (s *Sink) DB() *sql.DB { return s.db }
+
+// Close closes the database; later calls return the first result.
+func (s *Sink) Close(context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	return s.closeErr
+}
