@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"dev":    {"run the whole pipeline in one process with an embedded JetStream", runDev},
 	"send":   {"post a correctly signed sample webhook (send qonto)", runSend},
 	"replay": {"re-normalize raw webhooks into canonical events, without duplicates", runReplay},
+	"dlq":    {"list, show, replay or purge dead letters", runDLQ},
 }
 
 // Run runs the subcommand named by args[0] and returns the exit code.

@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/invoicehub/invoicehub/schemas/jstest"
+	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/sinks/consume"
+)
+
+func run(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Run(t.Context(), args, func(string) string { return "" }, &out, &errOut)
+	return out.String() + errOut.String(), code
+}
+
+func TestDLQCommands(t *testing.T) {
+	srv := jstest.Run(t)
+	_, js := srv.Connect(t)
+	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"crm", "crm", "archive"} {
+		h := nats.Header{consume.HeaderErrorClass: {"http_400"}, consume.HeaderReason: {"400 from " + c}, consume.HeaderAttempts: {"1"}}
+		if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: "dlq.sink." + c, Header: h, Data: []byte(`{"to":"` + c + `"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url := srv.ClientURL()
+	steps := []struct {
+		args []string
+		want []string
+		code int
+	}{
+		{[]string{"dlq", "-nats", url, "ls"}, []string{"3 dead letters", "sink.crm", "http_400", "400 from archive"}, 0},
+		{[]string{"dlq", "-nats", url, "ls", "sink.crm"}, []string{"2 dead letters"}, 0},
+		{[]string{"dlq", "-nats", url, "show", "3"}, []string{"dead letter 3 of sink.archive", "Dlq-Reason: 400 from archive", `{"to":"archive"}`}, 0},
+		{[]string{"dlq", "-nats", url, "show", "9"}, []string{"no such dead letter"}, 1},
+		{[]string{"dlq", "-nats", url, "replay", "1"}, []string{"replayed 1 dead letters"}, 0},
+		{[]string{"dlq", "-nats", url, "purge", "-all", "sink.crm"}, []string{"purged 1 dead letters"}, 0},
+		{[]string{"dlq", "-nats", url, "ls"}, []string{"1 dead letters", "sink.archive"}, 0},
+		{[]string{"dlq", "-nats", url, "replay", "x"}, []string{"not a dead letter sequence"}, 1},
+		{[]string{"dlq", "-nats", url, "frobnicate"}, []string{"unknown dlq command"}, 1},
+	}
+	for _, s := range steps {
+		out, code := run(t, s.args...)
+		if code != s.code {
+			t.Errorf("%v: exit %d, want %d\n%s", s.args, code, s.code, out)
+		}
+		for _, w := range s.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q:\n%s", s.args, w, out)
+			}
+		}
+	}
+	inv, _ := js.Stream(t.Context(), stream.Invoices)
+	if m, err := inv.GetLastMsgForSubject(t.Context(), "replay.sink.crm"); err != nil || string(m.Data) != `{"to":"crm"}` {
+		t.Fatalf("replayed message: %v %v", m, err)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if out, code := run(t, "frobnicate"); code != 2 || !strings.Contains(out, "unknown command") {
+		t.Fatalf("%d %s", code, out)
+	}
+	if out, code := run(t, "help"); code != 0 || !strings.Contains(out, "dlq") || !strings.Contains(out, "replay") {
+		t.Fatalf("%d %s", code, out)
+	}
+}
