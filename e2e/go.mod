@@ -50,7 +50,7 @@ require (
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/invoicehub/invoicehub/cmd/invoicehub v0.0.0
 	github.com/invoicehub/invoicehub/normalizer v0.0.0 // indirect
-	github.com/invoicehub/invoicehub/sinks v0.0.0 // indirect
+	github.com/invoicehub/invoicehub/sinks v0.0.0
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect

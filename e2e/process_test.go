@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	build := exec.Command("go", "build", "-o", binDir, "github.com/invoicehub/invoicehub/cmd/invoicehub")
+	build := exec.Command("go", "build", "-o", binDir, "github.com/invoicehub/invoicehub/cmd/invoicehub", "github.com/invoicehub/invoicehub/sinks/cmd/sinks")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build:", err)
