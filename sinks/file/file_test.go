@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -47,6 +49,40 @@ func readIDs(t *testing.T, path string) []string {
 		ids = append(ids, ev.ID)
 	}
 	return ids
+}
+
+// failingWriter fails its first write, as a full disk would.
+type failingWriter struct {
+	w      io.Writer
+	failed bool
+}
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if !f.failed {
+		f.failed = true
+		return 0, errors.New("no space left on device")
+	}
+	return f.w.Write(p)
+}
+
+// Fail makes the next write fail: a transient failure. A file sink has no
+// permanent one.
+func (h *harness) Fail(t *testing.T, s sinks.Sink, permanent bool) (sinks.Event, bool) {
+	if permanent {
+		return sinks.Event{}, false
+	}
+	fs := s.(*Sink)
+	fs.w = &failingWriter{w: fs.w}
+	return sinktest.Event(t, "raw-fail", schemas.KindUpdated), true
+}
+
+func (h *writerHarness) Fail(t *testing.T, s sinks.Sink, permanent bool) (sinks.Event, bool) {
+	if permanent {
+		return sinks.Event{}, false
+	}
+	fs := s.(*Sink)
+	fs.w = &failingWriter{w: fs.w}
+	return sinktest.Event(t, "raw-fail", schemas.KindUpdated), true
 }
 
 func TestConformance(t *testing.T) {

@@ -80,6 +80,22 @@ func (r *receiver) delivered() []string {
 
 type harness struct{ receivers map[sinks.Sink]*receiver }
 
+// Fail returns an event the receiver answers 503 (transient) or 400
+// (permanent).
+func (h *harness) Fail(t *testing.T, s sinks.Sink, permanent bool) (sinks.Event, bool) {
+	r := h.receivers[s]
+	status := map[bool]int{false: http.StatusServiceUnavailable, true: http.StatusBadRequest}[permanent]
+	r.mu.Lock()
+	r.answer = func(n int) (int, http.Header) {
+		if n == len(r.attempts) && n == 1 {
+			return status, nil
+		}
+		return http.StatusOK, nil
+	}
+	r.mu.Unlock()
+	return sinktest.Event(t, "raw-fail", schemas.KindUpdated), true
+}
+
 func (h *harness) New(t *testing.T) sinks.Sink {
 	r := newReceiver(t, nil)
 	s, err := New(Config{URL: r.srv.URL, Key: testKey, AllowPrivate: true})

@@ -3,8 +3,10 @@
 //	sinktest.Run(t, harness)
 //
 // It checks delivery, that redelivering an id has no second effect, that a
-// cancelled context delivers nothing, and that Close is idempotent and
-// final. A harness builds a fresh sink and counts the events it holds.
+// cancelled context delivers nothing, that transient and permanent failures
+// are told apart and leave no effect (for harnesses implementing Faults),
+// and that Close is idempotent and final. A harness builds a fresh sink and
+// lists the events it holds.
 package sinktest
 
 import (
@@ -17,6 +19,7 @@ import (
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/money"
 	"github.com/invoicehub/invoicehub/sinks"
+	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
 // Harness gives the suite a sink and a view of its effects.
@@ -26,6 +29,14 @@ type Harness interface {
 	// Delivered returns the ids of the events the sink holds, in any order,
 	// one entry per effect (a duplicate effect shows as a repeated id).
 	Delivered(t *testing.T, s sinks.Sink) []string
+}
+
+// Faults is implemented by harnesses that can make a delivery fail.
+type Faults interface {
+	// Fail returns an event whose delivery to s must fail, permanently or
+	// transiently as asked, and leave no effect; ok is false when the sink
+	// has no such failure (a file has no permanent one).
+	Fail(t *testing.T, s sinks.Sink, permanent bool) (e sinks.Event, ok bool)
 }
 
 // Run runs the conformance suite against h.
@@ -67,6 +78,36 @@ func Run(t *testing.T, h Harness) {
 			t.Fatalf("holds %v after a cancelled delivery", got)
 		}
 	})
+	for _, permanent := range []bool{false, true} {
+		class := map[bool]string{false: "transient", true: "permanent"}[permanent]
+		name := map[bool]string{false: "transient failure is retried", true: "permanent failure is not"}[permanent]
+		t.Run(name, func(t *testing.T) {
+			f, ok := h.(Faults)
+			if !ok {
+				t.Skip("the harness cannot make this sink fail")
+			}
+			s := h.New(t)
+			defer s.Close(t.Context())
+			e, ok := f.Fail(t, s, permanent)
+			if !ok {
+				t.Skipf("the harness has no %s failure for this sink", class)
+			}
+			err := s.Deliver(t.Context(), e)
+			if err == nil || consume.IsPermanent(err) != permanent {
+				t.Fatalf("Deliver = %v; want a failure with permanent=%v", err, permanent)
+			}
+			for _, id := range h.Delivered(t, s) {
+				if id == e.ID() {
+					t.Fatal("a failed delivery left an effect")
+				}
+			}
+			// The sink still delivers afterwards.
+			next := Event(t, "raw-after-failure", schemas.KindUpdated)
+			if err := s.Deliver(t.Context(), next); err != nil {
+				t.Fatalf("after the failure: %v", err)
+			}
+		})
+	}
 	t.Run("close is idempotent and final", func(t *testing.T) {
 		s := h.New(t)
 		if err := s.Close(t.Context()); err != nil {

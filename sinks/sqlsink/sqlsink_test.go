@@ -91,6 +91,18 @@ func (h harness) Delivered(t *testing.T, s sinks.Sink) []string {
 	return ids
 }
 
+// Fail returns, on PostgreSQL, an event with a date the database refuses
+// (permanent). SQLite stores dates as text and has no such failure; a
+// transient one (a lost connection) cannot be made on demand here.
+func (h harness) Fail(t *testing.T, s sinks.Sink, permanent bool) (sinks.Event, bool) {
+	if !permanent || h.b.name != "postgres" {
+		return sinks.Event{}, false
+	}
+	e := version(t, "bad-date", 1, "1.00")
+	e.Data.Invoice.IssueDate = "2024-13-45"
+	return e, true
+}
+
 func TestConformance(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) { sinktest.Run(t, harness{b}) })
