@@ -5,7 +5,7 @@ MODULES   := schemas ingress normalizer sinks cmd/invoicehub e2e
 FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 
-.PHONY: run demo test check fmt vet fuzz bench build clean help
+.PHONY: run demo test test-docker images check fmt vet fuzz bench build clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -16,8 +16,16 @@ run: ## run the whole pipeline on this machine (embedded JetStream, data in ./da
 demo: ## post a signed sample Qonto webhook to `make run`
 	$(GO) run ./cmd/invoicehub send qonto
 
-test: fmt vet ## every test this machine can run, each module alone (GOWORK=off): unit, embedded-JetStream integration, e2e processes
+test: fmt vet ## every test this machine can run, each module alone (GOWORK=off): unit, embedded JetStream, e2e processes, containers when Docker runs
 	@set -e; for m in $(MODULES); do echo "== $$m (GOWORK=off)"; (cd $$m && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) test -count=1 ./...); done
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory test-docker; else echo "== containers: skipped, Docker is not reachable"; fi
+
+images: ## FROM scratch images of the binaries and of nats-server (no pulls)
+	deploy/build-images.sh
+
+test-docker: images ## the container tier: the project's images with testcontainers
+	@echo "== containers"
+	cd e2e && GOWORK=off $(GO) test -tags docker -count=1 ./...
 
 check: fmt vet ## formatting and vet across the workspace
 

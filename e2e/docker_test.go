@@ -1,0 +1,176 @@
+//go:build docker
+
+package e2e
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/nats-io/nats.go"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/network"
+	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/schemas/jstest"
+)
+
+// The docker tier runs the project's own FROM scratch images (built by
+// deploy/build-images.sh; make test-docker does both) as containers on a
+// private network: NATS with per-service users, ingress, normalizer, sinks.
+
+const imageTag = "dev"
+
+var passwords = map[string]string{
+	"INGRESS_PASSWORD": "ingress-pw", "NORMALIZER_PASSWORD": "normalizer-pw",
+	"SINKS_PASSWORD": "sinks-pw", "ADMIN_PASSWORD": "admin-pw",
+}
+
+func init() {
+	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true") // no reaper image to pull
+	// Mapped ports are reached on loopback, never on a guessed gateway address.
+	os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+}
+
+// binds mounts host paths into a container.
+func binds(b ...string) testcontainers.CustomizeRequestOption {
+	return testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) { hc.Binds = append(hc.Binds, b...) })
+}
+
+// secretFile writes a password file a stage reads as INVOICEHUB_NATS_PASSWORD_FILE.
+func secretFile(t *testing.T, pw string) string {
+	p := filepath.Join(t.TempDir(), "nats-password")
+	if err := os.WriteFile(p, []byte(pw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func start(t *testing.T, image string, opts ...testcontainers.ContainerCustomizer) *testcontainers.DockerContainer {
+	t.Helper()
+	c, err := testcontainers.Run(t.Context(), "invoicehub/"+image+":"+imageTag, opts...)
+	testcontainers.CleanupContainer(t, c)
+	if err != nil {
+		t.Fatalf("%s: %v", image, err)
+	}
+	return c
+}
+
+func stageEnv(user string, extra map[string]string) map[string]string {
+	env := map[string]string{
+		"INVOICEHUB_NATS_URL": "nats://nats:4222", "INVOICEHUB_NATS_USER": user,
+		"INVOICEHUB_NATS_PASSWORD_FILE": "/run/secrets/nats-password", "INVOICEHUB_METRICS_ADDR": "off",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+func TestContainers(t *testing.T) {
+	ctx := t.Context()
+	nw, err := network.New(ctx)
+	testcontainers.CleanupNetwork(t, nw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, _ := filepath.Abs("../deploy/nats")
+	natsC := start(t, "nats-server",
+		testcontainers.WithCmd("-c", "/etc/nats/single.conf"), testcontainers.WithEnv(passwords),
+		binds(conf+":/etc/nats:ro"), testcontainers.WithTmpfs(map[string]string{"/data": "rw,mode=1777"}),
+		network.WithNetwork([]string{"nats"}, nw), testcontainers.WithExposedPorts("4222/tcp"),
+		testcontainers.WithWaitStrategy(wait.ForLog("Server is ready")))
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "sources.yaml"), []byte("sources:\n  - {provider: qonto, id: acme, secrets: [{env: QONTO_ACME_SECRET}]}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "sinks.yaml"), []byte("sinks:\n  - {id: archive, type: file, options: {path: /out/invoices.jsonl}}\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o777)
+	os.Chmod(out, 0o777) // the stages run as nobody
+	const qontoSecret = "qonto-acme-secret"
+
+	ingressC := start(t, "ingress",
+		testcontainers.WithEnv(stageEnv("ingress", map[string]string{"INVOICEHUB_SOURCES_FILE": "/etc/invoicehub/sources.yaml", "QONTO_ACME_SECRET": qontoSecret})),
+		binds(secretFile(t, passwords["INGRESS_PASSWORD"])+":/run/secrets/nats-password:ro", filepath.Join(dir, "sources.yaml")+":/etc/invoicehub/sources.yaml:ro"),
+		network.WithNetwork([]string{"ingress"}, nw), testcontainers.WithExposedPorts("8080/tcp"),
+		testcontainers.WithWaitStrategy(wait.ForLog("listening"))) // a scratch image has no shell for port probes
+	normalizerOpts := []testcontainers.ContainerCustomizer{
+		testcontainers.WithEnv(stageEnv("normalizer", nil)),
+		binds(secretFile(t, passwords["NORMALIZER_PASSWORD"]) + ":/run/secrets/nats-password:ro"),
+		network.WithNetwork([]string{"normalizer"}, nw), testcontainers.WithWaitStrategy(wait.ForLog("normalizer started")),
+	}
+	normalizerC := start(t, "normalizer", normalizerOpts...)
+	start(t, "sinks",
+		testcontainers.WithEnv(stageEnv("sinks", map[string]string{"INVOICEHUB_SINKS_FILE": "/etc/invoicehub/sinks.yaml"})),
+		binds(secretFile(t, passwords["SINKS_PASSWORD"])+":/run/secrets/nats-password:ro", filepath.Join(dir, "sinks.yaml")+":/etc/invoicehub/sinks.yaml:ro", out+":/out"),
+		network.WithNetwork([]string{"sinks"}, nw), testcontainers.WithWaitStrategy(wait.ForLog("sinks started")))
+
+	endpoint, err := ingressC.PortEndpoint(ctx, "8080/tcp", "http")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(eventID, invoiceID, secret string) int {
+		body := qontoWebhook(eventID, invoiceID, time.Now())
+		qonto, _ := provider.Lookup("qonto")
+		req, _ := http.NewRequest(http.MethodPost, endpoint+"/webhooks/qonto/acme", bytes.NewReader(body))
+		req.Header = qonto.Sign(provider.Credentials{Secrets: []provider.Secret{provider.NewSecret([]byte(secret))}}, provider.Message{Body: body, At: time.Now()})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	sinkFile := filepath.Join(out, "invoices.jsonl")
+	if code := post("evt-docker-1", "inv-docker-1", qontoSecret); code != http.StatusOK {
+		t.Fatalf("signed webhook: %d", code)
+	}
+	jstest.Eventually(t, 20*time.Second, "canonical events in the sinks container's file", func() bool {
+		return len(sinkEvents(t, sinkFile)) == 2
+	})
+	if code := post("evt-docker-forged", "inv-docker-2", "wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("forged webhook: %d", code)
+	}
+
+	// Each stage's NATS user may publish only its own subjects.
+	natsURL, _ := natsC.PortEndpoint(ctx, "4222/tcp", "nats")
+	denied := make(chan error, 1)
+	nc, err := nats.Connect(natsURL, nats.UserInfo("ingress", passwords["INGRESS_PASSWORD"]),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { denied <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Publish("invoices.v1.paid.qonto.acme", []byte("forged canonical event"))
+	nc.Flush()
+	select {
+	case err := <-denied:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("ingress publishing a canonical subject: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ingress's user published a canonical subject without a permissions violation")
+	}
+
+	// The normalizer is stopped; webhooks are still accepted and wait in
+	// WEBHOOKS; once it is back, they are normalized.
+	stop := 10 * time.Second
+	if err := normalizerC.Stop(ctx, &stop); err != nil {
+		t.Fatal(err)
+	}
+	if code := post("evt-docker-3", "inv-docker-3", qontoSecret); code != http.StatusOK {
+		t.Fatalf("webhook while the normalizer is down: %d", code)
+	}
+	if err := normalizerC.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	jstest.Eventually(t, 30*time.Second, "the webhook accepted while the normalizer was down is delivered", func() bool {
+		return len(sinkEvents(t, sinkFile)) == 4
+	})
+}
