@@ -25,7 +25,7 @@ images: ## FROM scratch images of the binaries and of nats-server (no pulls)
 
 test-docker: images ## the container tier: the project's images with testcontainers
 	@echo "== containers"
-	cd e2e && GOWORK=off $(GO) test -tags docker -count=1 ./...
+	cd e2e && GOWORK=off $(GO) test -tags docker -count=1 -run '^TestContainers' ./...
 
 check: fmt vet ## formatting and vet across the workspace
 

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -74,19 +75,48 @@ func stageEnv(user string, extra map[string]string) map[string]string {
 }
 
 func TestContainers(t *testing.T) {
-	ctx := t.Context()
-	nw, err := network.New(ctx)
-	testcontainers.CleanupNetwork(t, nw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, _ := filepath.Abs("../deploy/nats")
-	natsC := start(t, "nats-server",
-		testcontainers.WithCmd("-c", "/etc/nats/single.conf"), testcontainers.WithEnv(passwords),
-		binds(conf+":/etc/nats:ro"), testcontainers.WithTmpfs(map[string]string{"/data": "rw,mode=1777"}),
-		network.WithNetwork([]string{"nats"}, nw), testcontainers.WithExposedPorts("4222/tcp"),
-		testcontainers.WithWaitStrategy(wait.ForLog("Server is ready")))
+	t.Run("single node", testSingleNode)
+	t.Run("cluster survives a node's death", testClusterNodeLoss)
+}
 
+// webhookPoster posts signed Qonto webhooks to an ingress container.
+type webhookPoster struct {
+	t        *testing.T
+	endpoint string
+	secret   string
+	refused  *int // answers other than 200 that deliver retried
+}
+
+func (p webhookPoster) post(eventID, invoiceID, secret string) int {
+	body := qontoWebhook(eventID, invoiceID, time.Now())
+	qonto, _ := provider.Lookup("qonto")
+	req, _ := http.NewRequest(http.MethodPost, p.endpoint+"/webhooks/qonto/acme", bytes.NewReader(body))
+	req.Header = qonto.Sign(provider.Credentials{Secrets: []provider.Secret{provider.NewSecret([]byte(secret))}}, provider.Message{Body: body, At: time.Now()})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0 // connection refused or reset: the provider retries
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// deliver posts until ingress answers 200, as a provider retries a 503.
+func (p webhookPoster) deliver(eventID, invoiceID string) {
+	p.t.Helper()
+	jstest.Eventually(p.t, 90*time.Second, "webhook "+eventID+" accepted", func() bool {
+		if p.post(eventID, invoiceID, p.secret) == http.StatusOK {
+			return true
+		}
+		*p.refused++
+		return false
+	})
+}
+
+// stages starts ingress, normalizer and sinks on nw against natsURL and
+// returns the poster, the sink file and the normalizer container.
+func stages(t *testing.T, nw *testcontainers.DockerNetwork, natsURL string, replicas string) (webhookPoster, string, *testcontainers.DockerContainer) {
+	t.Helper()
+	ctx := t.Context()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "sources.yaml"), []byte("sources:\n  - {provider: qonto, id: acme, secrets: [{env: QONTO_ACME_SECRET}]}\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "sinks.yaml"), []byte("sinks:\n  - {id: archive, type: file, options: {path: /out/invoices.jsonl}}\n"), 0o644)
@@ -94,47 +124,99 @@ func TestContainers(t *testing.T) {
 	os.Mkdir(out, 0o777)
 	os.Chmod(out, 0o777) // the stages run as nobody
 	const qontoSecret = "qonto-acme-secret"
-
+	common := map[string]string{"INVOICEHUB_NATS_URL": natsURL, "INVOICEHUB_STREAM_REPLICAS": replicas}
+	with := func(m map[string]string) map[string]string {
+		for k, v := range common {
+			m[k] = v
+		}
+		return m
+	}
 	ingressC := start(t, "ingress",
-		testcontainers.WithEnv(stageEnv("ingress", map[string]string{"INVOICEHUB_SOURCES_FILE": "/etc/invoicehub/sources.yaml", "QONTO_ACME_SECRET": qontoSecret})),
+		testcontainers.WithEnv(stageEnv("ingress", with(map[string]string{"INVOICEHUB_SOURCES_FILE": "/etc/invoicehub/sources.yaml", "QONTO_ACME_SECRET": qontoSecret}))),
 		binds(secretFile(t, passwords["INGRESS_PASSWORD"])+":/run/secrets/nats-password:ro", filepath.Join(dir, "sources.yaml")+":/etc/invoicehub/sources.yaml:ro"),
 		network.WithNetwork([]string{"ingress"}, nw), testcontainers.WithExposedPorts("8080/tcp"),
 		testcontainers.WithWaitStrategy(wait.ForLog("listening"))) // a scratch image has no shell for port probes
-	normalizerOpts := []testcontainers.ContainerCustomizer{
-		testcontainers.WithEnv(stageEnv("normalizer", nil)),
-		binds(secretFile(t, passwords["NORMALIZER_PASSWORD"]) + ":/run/secrets/nats-password:ro"),
-		network.WithNetwork([]string{"normalizer"}, nw), testcontainers.WithWaitStrategy(wait.ForLog("normalizer started")),
-	}
-	normalizerC := start(t, "normalizer", normalizerOpts...)
+	normalizerC := start(t, "normalizer",
+		testcontainers.WithEnv(stageEnv("normalizer", with(map[string]string{}))),
+		binds(secretFile(t, passwords["NORMALIZER_PASSWORD"])+":/run/secrets/nats-password:ro"),
+		network.WithNetwork([]string{"normalizer"}, nw), testcontainers.WithWaitStrategy(wait.ForLog("normalizer started")))
 	start(t, "sinks",
-		testcontainers.WithEnv(stageEnv("sinks", map[string]string{"INVOICEHUB_SINKS_FILE": "/etc/invoicehub/sinks.yaml"})),
+		testcontainers.WithEnv(stageEnv("sinks", with(map[string]string{"INVOICEHUB_SINKS_FILE": "/etc/invoicehub/sinks.yaml"}))),
 		binds(secretFile(t, passwords["SINKS_PASSWORD"])+":/run/secrets/nats-password:ro", filepath.Join(dir, "sinks.yaml")+":/etc/invoicehub/sinks.yaml:ro", out+":/out"),
 		network.WithNetwork([]string{"sinks"}, nw), testcontainers.WithWaitStrategy(wait.ForLog("sinks started")))
-
 	endpoint, err := ingressC.PortEndpoint(ctx, "8080/tcp", "http")
 	if err != nil {
 		t.Fatal(err)
 	}
-	post := func(eventID, invoiceID, secret string) int {
-		body := qontoWebhook(eventID, invoiceID, time.Now())
-		qonto, _ := provider.Lookup("qonto")
-		req, _ := http.NewRequest(http.MethodPost, endpoint+"/webhooks/qonto/acme", bytes.NewReader(body))
-		req.Header = qonto.Sign(provider.Credentials{Secrets: []provider.Secret{provider.NewSecret([]byte(secret))}}, provider.Message{Body: body, At: time.Now()})
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+	return webhookPoster{t: t, endpoint: endpoint, secret: qontoSecret, refused: new(int)}, filepath.Join(out, "invoices.jsonl"), normalizerC
+}
+
+func newNetwork(t *testing.T) *testcontainers.DockerNetwork {
+	nw, err := network.New(t.Context())
+	testcontainers.CleanupNetwork(t, nw)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sinkFile := filepath.Join(out, "invoices.jsonl")
-	if code := post("evt-docker-1", "inv-docker-1", qontoSecret); code != http.StatusOK {
+	return nw
+}
+
+// testClusterNodeLoss: three NATS nodes, streams with three replicas; one
+// node is killed while webhooks keep coming. Every webhook ingress
+// accepted reaches the sink.
+func testClusterNodeLoss(t *testing.T) {
+	ctx := t.Context()
+	nw := newNetwork(t)
+	conf, _ := filepath.Abs("../deploy/nats")
+	var nodes []*testcontainers.DockerContainer
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("nats-%d", i)
+		env := map[string]string{"NATS_SERVER_NAME": name}
+		for k, v := range passwords {
+			env[k] = v
+		}
+		nodes = append(nodes, start(t, "nats-server",
+			testcontainers.WithCmd("-c", "/etc/nats/node.conf"), testcontainers.WithEnv(env),
+			binds(conf+":/etc/nats:ro"), testcontainers.WithTmpfs(map[string]string{"/data": "rw,mode=1777"}),
+			network.WithNetwork([]string{name}, nw), testcontainers.WithExposedPorts("4222/tcp"),
+			testcontainers.WithWaitStrategy(wait.ForLog("Server is ready"))))
+	}
+	poster, sinkFile, _ := stages(t, nw, "nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222", "3")
+	poster.deliver("evt-cluster-0", "inv-cluster-0")
+	jstest.Eventually(t, 60*time.Second, "the first webhook through the cluster", func() bool {
+		return len(sinkEvents(t, sinkFile)) == 2
+	})
+	zero := time.Duration(0)
+	if err := nodes[1].Stop(ctx, &zero); err != nil { // SIGKILL nats-2
+		t.Fatal(err)
+	}
+	const more = 10
+	for i := 1; i <= more; i++ {
+		poster.deliver(fmt.Sprintf("evt-cluster-%d", i), fmt.Sprintf("inv-cluster-%d", i))
+	}
+	jstest.Eventually(t, 180*time.Second, "every accepted webhook delivered with a node dead", func() bool {
+		return len(sinkEvents(t, sinkFile)) == 2*(more+1)
+	})
+	t.Logf("%d webhooks accepted across the node's death, %d refused meanwhile (503 or reset) and retried", more+1, *poster.refused)
+}
+
+func testSingleNode(t *testing.T) {
+	ctx := t.Context()
+	nw := newNetwork(t)
+	conf, _ := filepath.Abs("../deploy/nats")
+	natsC := start(t, "nats-server",
+		testcontainers.WithCmd("-c", "/etc/nats/single.conf"), testcontainers.WithEnv(passwords),
+		binds(conf+":/etc/nats:ro"), testcontainers.WithTmpfs(map[string]string{"/data": "rw,mode=1777"}),
+		network.WithNetwork([]string{"nats"}, nw), testcontainers.WithExposedPorts("4222/tcp"),
+		testcontainers.WithWaitStrategy(wait.ForLog("Server is ready")))
+	poster, sinkFile, normalizerC := stages(t, nw, "nats://nats:4222", "1")
+
+	if code := poster.post("evt-docker-1", "inv-docker-1", poster.secret); code != http.StatusOK {
 		t.Fatalf("signed webhook: %d", code)
 	}
 	jstest.Eventually(t, 20*time.Second, "canonical events in the sinks container's file", func() bool {
 		return len(sinkEvents(t, sinkFile)) == 2
 	})
-	if code := post("evt-docker-forged", "inv-docker-2", "wrong"); code != http.StatusUnauthorized {
+	if code := poster.post("evt-docker-forged", "inv-docker-2", "wrong"); code != http.StatusUnauthorized {
 		t.Fatalf("forged webhook: %d", code)
 	}
 
@@ -164,7 +246,7 @@ func TestContainers(t *testing.T) {
 	if err := normalizerC.Stop(ctx, &stop); err != nil {
 		t.Fatal(err)
 	}
-	if code := post("evt-docker-3", "inv-docker-3", qontoSecret); code != http.StatusOK {
+	if code := poster.post("evt-docker-3", "inv-docker-3", poster.secret); code != http.StatusOK {
 		t.Fatalf("webhook while the normalizer is down: %d", code)
 	}
 	if err := normalizerC.Start(ctx); err != nil {

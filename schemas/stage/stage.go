@@ -175,11 +175,33 @@ func (c Config) Connect(ctx context.Context, name string, log *slog.Logger) (*na
 		nc.Close()
 		return nil, nil, fmt.Errorf("stage: jetstream: %w", err)
 	}
-	if err := stream.Ensure(ctx, js, c.Streams); err != nil {
+	if err := ensureStreams(ctx, js, c.Streams, log); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// ensureWait bounds how long a stage waits for JetStream at start: a
+// cluster that just started elects its leaders first.
+const ensureWait = time.Minute
+
+// ensureStreams creates or updates the streams, retrying while JetStream
+// is not ready yet.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg stream.Config, log *slog.Logger) error {
+	deadline := time.Now().Add(ensureWait)
+	for {
+		err := stream.Ensure(ctx, js, cfg)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("JetStream not ready, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Registry returns a metrics registry with the Go and process collectors.
