@@ -2,7 +2,6 @@ package normalizer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -52,46 +51,23 @@ func (n *Normalizer) Replay(ctx context.Context, r ReplayRange) (ReplayStats, er
 	case r.FromSeq > 0:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.FromSeq
 	}
-	c, err := s.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return stats, fmt.Errorf("normalizer: replay: %w", err)
-	}
-	for {
-		info, err := c.Info(ctx)
+	err = stream.Read(ctx, n.js, stream.Webhooks, cfg, func(m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		if meta.Sequence.Stream > last {
+			return false, nil
+		}
+		stats.Read++
+		d := consume.Delivery{Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Stream: meta.Stream, Sequence: meta.Sequence.Stream, Attempt: 1, Stored: meta.Timestamp}
+		outcome, err := n.process(ctx, d, true)
 		if err != nil {
-			return stats, fmt.Errorf("normalizer: replay: %w", err)
-		}
-		if info.NumPending == 0 || info.Delivered.Stream >= last {
-			return stats, nil
-		}
-		batch, err := c.FetchNoWait(100)
-		if err != nil {
-			return stats, fmt.Errorf("normalizer: replay: %w", err)
-		}
-		for m := range batch.Messages() {
-			meta, err := m.Metadata()
-			if err != nil {
-				return stats, fmt.Errorf("normalizer: replay: %w", err)
+			class, permanent := consume.PermanentClassOf(err)
+			if !permanent {
+				return false, fmt.Errorf("normalizer: replay at sequence %d: %w", meta.Sequence.Stream, err)
 			}
-			if meta.Sequence.Stream > last {
-				return stats, nil
-			}
-			stats.Read++
-			d := consume.Delivery{Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Stream: meta.Stream, Sequence: meta.Sequence.Stream, Attempt: 1, Stored: meta.Timestamp}
-			outcome, err := n.process(ctx, d, true)
-			switch {
-			case err == nil:
-				stats.Outcomes[string(outcome)]++
-			default:
-				if class, permanent := consume.PermanentClassOf(err); permanent {
-					stats.Outcomes[class]++
-					continue
-				}
-				return stats, fmt.Errorf("normalizer: replay at sequence %d: %w", meta.Sequence.Stream, err)
-			}
+			stats.Outcomes[class]++
+			return meta.Sequence.Stream < last, nil
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return stats, fmt.Errorf("normalizer: replay: %w", err)
-		}
-	}
+		stats.Outcomes[string(outcome)]++
+		return meta.Sequence.Stream < last, nil
+	})
+	return stats, err
 }

@@ -175,11 +175,7 @@ func (m *mercoaInvoice) canonical(in Input) (schemas.Invoice, error) {
 	var nets []decimal.Decimal
 	for i, li := range m.LineItems {
 		field := func(name string) string { return fmt.Sprintf("lineItems[%d].%s", i, name) }
-		if li.Currency != "" && !strings.EqualFold(li.Currency, cur.Code) {
-			problems.add(unmappable("%s: currency %s differs from the invoice's %s", field("currency"), li.Currency, cur.Code))
-			continue
-		}
-		net, err1 := amount(li.Amount, field("amount"))
+		net, err1 := amountIn(li.Amount, li.Currency, cur, field("amount"))
 		qty, err2 := amount(li.Quantity, field("quantity"))
 		unit, err3 := amount(li.UnitPrice, field("unitPrice"))
 		linePeriod, err4 := periodOf(li.ServiceStart, li.ServiceEnd)

@@ -143,10 +143,7 @@ func (a *qontoAmount) value(cur money.Currency, field string) (decimal.Decimal, 
 	if a == nil {
 		return decimal.Zero, nil
 	}
-	if a.Currency != "" && !strings.EqualFold(a.Currency, cur.Code) {
-		return decimal.Decimal{}, unmappable("%s: currency %s differs from the invoice's %s", field, a.Currency, cur.Code)
-	}
-	return amount(a.Value, field)
+	return amountIn(a.Value, a.Currency, cur, field)
 }
 
 func (q *qontoInvoice) canonical(in Input, occurred time.Time) (schemas.Invoice, error) {

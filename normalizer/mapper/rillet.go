@@ -161,10 +161,7 @@ func (a *rilletAmount) value(cur money.Currency, field string) (decimal.Decimal,
 	if a == nil {
 		return decimal.Zero, nil
 	}
-	if a.Currency != "" && !strings.EqualFold(a.Currency, cur.Code) {
-		return decimal.Decimal{}, unmappable("%s: currency %s differs from the document's %s", field, a.Currency, cur.Code)
-	}
-	return amount(a.Amount, field)
+	return amountIn(a.Amount, a.Currency, cur, field)
 }
 
 func (d *rilletDocument) currency() (money.Currency, error) {

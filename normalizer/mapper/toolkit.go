@@ -28,6 +28,15 @@ func amount(raw json.RawMessage, field string) (decimal.Decimal, error) {
 	return d, nil
 }
 
+// amountIn parses an amount tagged with its currency code and checks the
+// code is the document's (an empty code is taken as the document's).
+func amountIn(raw json.RawMessage, code string, cur money.Currency, field string) (decimal.Decimal, error) {
+	if code != "" && !strings.EqualFold(code, cur.Code) {
+		return decimal.Decimal{}, unmappable("%s: currency %s differs from the document's %s", field, code, cur.Code)
+	}
+	return amount(raw, field)
+}
+
 // currency looks up an ISO 4217 code.
 func currency(code, field string) (money.Currency, error) {
 	c, err := money.LookupCurrency(code)

@@ -53,8 +53,8 @@ func (s *Server) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	return nc, js
 }
 
-// Messages returns every message a stream holds, in order.
-func Messages(t testing.TB, js jetstream.JetStream, name string) []*jetstream.RawStreamMsg {
+// streamInfo returns a stream and its current state.
+func streamInfo(t testing.TB, js jetstream.JetStream, name string) (jetstream.Stream, *jetstream.StreamInfo) {
 	t.Helper()
 	s, err := js.Stream(context.Background(), name)
 	if err != nil {
@@ -64,6 +64,13 @@ func Messages(t testing.TB, js jetstream.JetStream, name string) []*jetstream.Ra
 	if err != nil {
 		t.Fatalf("jstest: stream %s: %v", name, err)
 	}
+	return s, info
+}
+
+// Messages returns every message a stream holds, in order.
+func Messages(t testing.TB, js jetstream.JetStream, name string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	s, info := streamInfo(t, js, name)
 	var out []*jetstream.RawStreamMsg
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 		if m, err := s.GetMsg(context.Background(), seq); err == nil {
@@ -76,13 +83,6 @@ func Messages(t testing.TB, js jetstream.JetStream, name string) []*jetstream.Ra
 // Count returns how many messages a stream holds.
 func Count(t testing.TB, js jetstream.JetStream, name string) uint64 {
 	t.Helper()
-	s, err := js.Stream(context.Background(), name)
-	if err != nil {
-		t.Fatalf("jstest: stream %s: %v", name, err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatalf("jstest: stream %s: %v", name, err)
-	}
+	_, info := streamInfo(t, js, name)
 	return info.State.Msgs
 }

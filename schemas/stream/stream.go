@@ -123,3 +123,43 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Read passes the messages of stream name, from where cfg starts, to fn in
+// order, until none is pending or fn returns false. It reads with an
+// ordered consumer, which leaves nothing behind on the server.
+func Read(ctx context.Context, js jetstream.JetStream, name string, cfg jetstream.OrderedConsumerConfig,
+	fn func(m jetstream.Msg, meta *jetstream.MsgMetadata) (more bool, err error)) error {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stream: read %s: %w", name, err)
+	}
+	c, err := s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("stream: read %s: %w", name, err)
+	}
+	for {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("stream: read %s: %w", name, err)
+		}
+		if info.NumPending == 0 {
+			return nil
+		}
+		batch, err := c.FetchNoWait(256)
+		if err != nil {
+			return fmt.Errorf("stream: read %s: %w", name, err)
+		}
+		for m := range batch.Messages() {
+			meta, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("stream: read %s: %w", name, err)
+			}
+			if more, err := fn(m, meta); err != nil || !more {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return fmt.Errorf("stream: read %s: %w", name, err)
+		}
+	}
+}

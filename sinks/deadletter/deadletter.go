@@ -66,35 +66,16 @@ var ErrNotFound = errors.New("deadletter: no such dead letter")
 
 // List returns the dead letters f selects, oldest first.
 func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]Letter, error) {
-	s, err := js.Stream(ctx, stream.DLQ)
-	if err != nil {
-		return nil, fmt.Errorf("deadletter: %w", err)
-	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}})
-	if err != nil {
-		return nil, fmt.Errorf("deadletter: %w", err)
-	}
 	var out []Letter
-	for {
-		info, err := c.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("deadletter: %w", err)
-		}
-		if info.NumPending == 0 {
-			return out, nil
-		}
-		batch, err := c.FetchNoWait(256)
-		if err != nil {
-			return nil, fmt.Errorf("deadletter: %w", err)
-		}
-		for m := range batch.Messages() {
-			meta, err := m.Metadata()
-			if err != nil {
-				return nil, fmt.Errorf("deadletter: %w", err)
-			}
+	err := stream.Read(ctx, js, stream.DLQ, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}},
+		func(m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 			out = append(out, letter(m.Subject(), meta.Sequence.Stream, meta.Timestamp, m.Headers(), m.Data()))
-		}
+			return true, nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: %w", err)
 	}
+	return out, nil
 }
 
 func letter(subj string, seq uint64, at time.Time, h nats.Header, data []byte) Letter {

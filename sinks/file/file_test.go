@@ -65,9 +65,9 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 	return f.w.Write(p)
 }
 
-// Fail makes the next write fail: a transient failure. A file sink has no
-// permanent one.
-func (h *harness) Fail(t *testing.T, s sinks.Sink, permanent bool) (sinks.Event, bool) {
+// failNextWrite makes the sink's next write fail: a transient failure. A
+// file or stdout sink has no permanent one.
+func failNextWrite(t *testing.T, s sinks.Sink, permanent bool) (sinks.Event, bool) {
 	if permanent {
 		return sinks.Event{}, false
 	}
@@ -76,13 +76,12 @@ func (h *harness) Fail(t *testing.T, s sinks.Sink, permanent bool) (sinks.Event,
 	return sinktest.Event(t, "raw-fail", schemas.KindUpdated), true
 }
 
+func (h *harness) Fail(t *testing.T, s sinks.Sink, permanent bool) (sinks.Event, bool) {
+	return failNextWrite(t, s, permanent)
+}
+
 func (h *writerHarness) Fail(t *testing.T, s sinks.Sink, permanent bool) (sinks.Event, bool) {
-	if permanent {
-		return sinks.Event{}, false
-	}
-	fs := s.(*Sink)
-	fs.w = &failingWriter{w: fs.w}
-	return sinktest.Event(t, "raw-fail", schemas.KindUpdated), true
+	return failNextWrite(t, s, permanent)
 }
 
 func TestConformance(t *testing.T) {

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Env gives a command its environment; Run is tested without touching the
@@ -61,6 +64,20 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-6s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun `invoicehub <command> -h` for its flags.")
+}
+
+// connect opens a connection for a one-shot tool; close it when done.
+func connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Name("invoicehub-"+name))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 // logger returns the process logger: text on stderr, level from

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"text/tabwriter"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/sinks/deadletter"
@@ -37,15 +36,11 @@ func runDLQ(ctx context.Context, args []string, env Env) error {
 		fs.Usage()
 		return errors.New("which command?")
 	}
-	nc, err := nats.Connect(*url, nats.Name("invoicehub-dlq"))
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", *url, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	nc, js, err := connect(*url, "dlq")
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	switch cmd {
 	case "ls":

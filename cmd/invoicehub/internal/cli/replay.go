@@ -8,9 +8,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/invoicehub/invoicehub/normalizer"
 )
 
@@ -33,15 +30,11 @@ func runReplay(ctx context.Context, args []string, env Env) error {
 	if *since > 0 {
 		r.Since = time.Now().Add(-*since)
 	}
-	nc, err := nats.Connect(*url, nats.Name("invoicehub-replay"))
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", *url, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	nc, js, err := connect(*url, "replay")
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	n, err := normalizer.New(ctx, js, normalizer.Config{}, logger(env))
 	if err != nil {
 		return err
