@@ -14,6 +14,7 @@ go build -trimpath -ldflags="-s -w" -o "$out/sinks" ./sinks/cmd/sinks
 go build -trimpath -ldflags="-s -w" -o "$out/invoicehub" ./cmd/invoicehub
 (cd e2e && go build -trimpath -ldflags="-s -w" -o "../$out/nats-server" github.com/nats-io/nats-server/v2)
 cp /etc/ssl/certs/ca-certificates.crt "$out/"
+mkdir -p "$out/data"
 for b in ingress normalizer sinks invoicehub nats-server; do
   docker build -q -f deploy/Dockerfile --build-arg BINARY="$b" -t "invoicehub/$b:$tag" "$out" >/dev/null 2>"$out/build.log" || { cat "$out/build.log"; exit 1; }
   echo "invoicehub/$b:$tag"
