@@ -176,7 +176,7 @@ func testClusterNodeLoss(t *testing.T) {
 		}
 		nodes = append(nodes, start(t, "nats-server",
 			testcontainers.WithCmd("-c", "/etc/nats/node.conf"), testcontainers.WithEnv(env),
-			binds(conf+":/etc/nats:ro"), testcontainers.WithTmpfs(map[string]string{"/data": "rw,mode=1777"}),
+			binds(conf+":/etc/nats:ro"), // the image's /data belongs to nobody
 			network.WithNetwork([]string{name}, nw), testcontainers.WithExposedPorts("4222/tcp"),
 			testcontainers.WithWaitStrategy(wait.ForLog("Server is ready"))))
 	}
@@ -205,7 +205,7 @@ func testSingleNode(t *testing.T) {
 	conf, _ := filepath.Abs("../deploy/nats")
 	natsC := start(t, "nats-server",
 		testcontainers.WithCmd("-c", "/etc/nats/single.conf"), testcontainers.WithEnv(passwords),
-		binds(conf+":/etc/nats:ro"), testcontainers.WithTmpfs(map[string]string{"/data": "rw,mode=1777"}),
+		binds(conf+":/etc/nats:ro"), // the image's /data belongs to nobody
 		network.WithNetwork([]string{"nats"}, nw), testcontainers.WithExposedPorts("4222/tcp"),
 		testcontainers.WithWaitStrategy(wait.ForLog("Server is ready")))
 	poster, sinkFile, normalizerC := stages(t, nw, "nats://nats:4222", "1")
