@@ -268,3 +268,26 @@ func TestAcceptedWebhookSurvivesKill(t *testing.T) {
 		t.Fatalf("dev exited with %v", err)
 	}
 }
+
+// TestSendEveryProviderThroughDev: `invoicehub send <provider>` signs a
+// sample as the provider would; the running pipeline verifies, maps and
+// delivers it, for every provider with a mapper.
+func TestSendEveryProviderThroughDev(t *testing.T) {
+	p := startDev(t, t.TempDir())
+	for _, name := range []string{"qonto", "rillet", "mercoa", "moxie"} {
+		send := exec.Command(filepath.Join(binDir, "invoicehub"), "send", name, "-url", p.httpURL)
+		if out, err := send.CombinedOutput(); err != nil || !strings.Contains(string(out), "200 OK") {
+			t.Fatalf("send %s: %v\n%s", name, err, out)
+		}
+	}
+	want := map[string]schemas.Direction{"qonto": schemas.DirectionReceivable, "rillet": schemas.DirectionReceivable, "mercoa": schemas.DirectionPayable, "moxie": schemas.DirectionReceivable}
+	jstest.Eventually(t, 10*time.Second, "a created event per provider in the sink", func() bool {
+		created := map[string]bool{}
+		for _, e := range sinkEvents(t, p.sinkFile) {
+			if e.Event.Kind == schemas.KindCreated && e.Invoice.Direction == want[e.Invoice.Provider] && e.Invoice.Totals.Total.String() == "1440.00" {
+				created[e.Invoice.Provider] = true
+			}
+		}
+		return len(created) == len(want)
+	})
+}

@@ -31,7 +31,7 @@ func runSend(ctx context.Context, args []string, env Env) error {
 	url := fs.String("url", "http://127.0.0.1:8080", "ingress base URL")
 	source := fs.String("source", DevSource, "source id")
 	secret := fs.String("secret", "", "the source's secret as configured (default: the dev key; or set INVOICEHUB_SEND_SECRET)")
-	status := fs.String("status", "unpaid", "the sample invoice's status, in the provider's words")
+	status := fs.String("status", "", "the sample invoice's status, in the provider's words (default: an open invoice)")
 	invoice := fs.String("invoice", "", "the sample invoice's remote id (default: a new one)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -85,7 +85,75 @@ type sampleParams struct {
 // samples builds a realistic webhook body per provider, and the event type
 // as the provider's headers carry it (where they do).
 var samples = map[string]func(sampleParams) ([]byte, string, error){
-	"qonto": qontoSample,
+	"mercoa": mercoaSample,
+	"moxie":  moxieSample,
+	"qonto":  qontoSample,
+	"rillet": rilletSample,
+}
+
+func orDefault(status, def string) string {
+	if status == "" {
+		return def
+	}
+	return status
+}
+
+// rilletSample is an invoice with two lines, one discounted, in USD.
+func rilletSample(p sampleParams) ([]byte, string, error) {
+	st := orDefault(p.Status, "UNPAID")
+	due := "1440.00"
+	if st == "PAID" {
+		due = "0.00"
+	}
+	usd := func(v string) map[string]string { return map[string]string{"amount": v, "currency": "USD"} }
+	body, err := json.Marshal(map[string]any{
+		"id": p.InvoiceID, "invoice_number": "INV-" + p.InvoiceID[:8], "customer_id": "c0ffee00-0000-4000-8000-00000000c001",
+		"invoice_date": p.At.Format(time.DateOnly), "due_date": p.At.AddDate(0, 0, 30).Format(time.DateOnly), "status": st,
+		"items": []map[string]any{
+			{"id": "i-1", "description": "Subscription", "quantity": 1, "gross_rate": usd("1300.00"), "total_discount": usd("100.00"), "taxed_amount": usd("0.00"), "total_amount": usd("1200.00")},
+			{"id": "i-2", "description": "Onboarding hours", "quantity": 2, "gross_rate": usd("120.00"), "total_discount": usd("0.00"), "taxed_amount": usd("0.00"), "total_amount": usd("240.00")},
+		},
+		"subtotal": usd("1540.00"), "total_discount": usd("100.00"), "net_amount": usd("1440.00"), "taxed_amount": usd("0.00"),
+		"total": usd("1440.00"), "amount_due": usd(due), "overdue": false, "payment_terms": 30,
+		"updated_at": p.At.Format(time.RFC3339),
+	})
+	return body, "INVOICE.CREATED", err
+}
+
+// mercoaSample is a payable from a vendor, amounts as JSON numbers.
+func mercoaSample(p sampleParams) ([]byte, string, error) {
+	at := p.At.Format(time.RFC3339)
+	body, err := json.Marshal(map[string]any{
+		"eventType": "invoice.created",
+		"invoice": map[string]any{
+			"id": "in_" + p.InvoiceID, "status": orDefault(p.Status, "NEW"), "amount": 1440, "currency": "USD",
+			"invoiceNumber": "INV-" + p.InvoiceID[:8], "invoiceDate": at, "dueDate": p.At.AddDate(0, 0, 30).Format(time.RFC3339),
+			"createdAt": at, "updatedAt": at,
+			"lineItems": []map[string]any{{"id": "li-1", "name": "Office supplies", "amount": 1440, "quantity": 12, "unitPrice": 120, "currency": "USD"}},
+			"vendor":    map[string]any{"id": "ent_vendor", "name": "Big Box Store", "email": "vendor@bigboxstore.com"},
+			"payer":     map[string]any{"id": "ent_payer", "name": "Acme Inc."},
+		},
+	})
+	return body, "", err
+}
+
+// moxieSample is a sent invoice, or a payment when the status is PAID.
+func moxieSample(p sampleParams) ([]byte, string, error) {
+	st := orDefault(p.Status, "SENT")
+	event, paid, due := "InvoiceSent", 0.0, 1440.0
+	var payments []map[string]any
+	if st == "PAID" {
+		event, paid, due = "PaymentReceived", 1440.0, 0.0
+		payments = []map[string]any{{"id": "pay-" + p.InvoiceID[:8], "amount": 1440, "currency": "USD", "paymentProvider": "STRIPE", "timestamp": p.At.Format(time.RFC3339), "datePaid": p.At.Format(time.DateOnly)}}
+	}
+	body, err := json.Marshal(map[string]any{
+		"id": p.InvoiceID, "invoiceNumberFormatted": "M-" + p.InvoiceID[:8], "status": st, "currency": "USD",
+		"dateCreated": p.At.Format(time.DateOnly), "dateSent": p.At.Format(time.DateOnly), "dateDue": p.At.AddDate(0, 0, 30).Format(time.DateOnly),
+		"subTotal": 1350, "tax": 90, "total": 1440, "paymentTotal": paid, "amountDue": due, "discountAmount": 0,
+		"clientInfo": map[string]any{"id": "client-1", "name": "Client LLC", "country": "US"},
+		"payments":   payments,
+	})
+	return body, event, err
 }
 
 func samplers() []string {
@@ -101,7 +169,7 @@ func qontoSample(p sampleParams) ([]byte, string, error) {
 	body, err := json.Marshal(map[string]any{
 		"id": p.EventID, "event_type": "client_invoices.created", "created_at": at,
 		"data": map[string]any{
-			"id": p.InvoiceID, "number": "INV-" + p.InvoiceID[:8], "status": p.Status, "currency": "EUR",
+			"id": p.InvoiceID, "number": "INV-" + p.InvoiceID[:8], "status": orDefault(p.Status, "unpaid"), "currency": "EUR",
 			"total_amount": map[string]string{"value": "1440.00", "currency": "EUR"},
 			"vat_amount":   map[string]string{"value": "240.00", "currency": "EUR"},
 			"issue_date":   p.At.Format(time.DateOnly), "due_date": p.At.AddDate(0, 0, 30).Format(time.DateOnly),
