@@ -215,6 +215,12 @@ func TestQontoWebhookEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &data); err != nil {
 		t.Fatal(err)
 	}
+	// One trace from the webhook to its canonical event.
+	raw := jstest.Messages(t, js, stream.Webhooks)[0]
+	rawTrace, canonicalTrace := raw.Header.Get("ce-traceparent"), msg.Header.Get("ce-traceparent")
+	if len(rawTrace) != 55 || len(canonicalTrace) != 55 || rawTrace[3:35] != canonicalTrace[3:35] || rawTrace == canonicalTrace {
+		t.Fatalf("trace not carried: raw %q, canonical %q", rawTrace, canonicalTrace)
+	}
 	if data.Invoice.ID != "qonto:demo:inv-e2e-1" || data.Invoice.Status != schemas.StatusOpen || data.Invoice.Totals.Total.String() != "120.00" || data.Event.ProviderEventID != "evt-e2e-1" {
 		t.Fatalf("canonical event %+v", data)
 	}

@@ -26,10 +26,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/invoicehub/invoicehub/ingress/provider"
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/subject"
+	"github.com/invoicehub/invoicehub/schemas/tracing"
 )
 
 // Options tune a Server. Zero values mean the defaults.
@@ -105,7 +108,12 @@ type outcome struct {
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	providerName, sourceID := r.PathValue("provider"), r.PathValue("source")
+	ctx, span := tracing.Start(r.Context(), "ingress.webhook", r.Header.Get("traceparent"),
+		attribute.String("invoicehub.provider", providerName), attribute.String("invoicehub.source", sourceID))
+	defer span.End()
+	r = r.WithContext(ctx)
 	res, body := s.accept(r, w, providerName, sourceID)
+	span.SetAttributes(attribute.Int("http.response.status_code", res.status), attribute.String("invoicehub.outcome", res.label))
 	if res.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.opts.RetryAfter.Seconds()+0.5)))
 	}
@@ -160,6 +168,7 @@ func (s *Server) accept(r *http.Request, w http.ResponseWriter, providerName, so
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.PublishTimeout)
 	defer cancel()
 	ack, err := s.js.PublishMsg(ctx, msg)
+	tracing.Fail(trace.SpanFromContext(ctx), err)
 	if err != nil {
 		s.log.Warn("publish failed", "provider", providerName, "source", sourceID, "err", err)
 		return outcome{http.StatusServiceUnavailable, "unavailable", "storage unavailable, retry later"}, nil
@@ -183,6 +192,7 @@ func (s *Server) rawMessage(ctx context.Context, p provider.Provider, src Source
 	e, err := ce.NewRaw(ce.Raw{
 		Provider: p.Name, Source: src.ID, Type: id.Type, ID: id.ID, Time: at, Body: req.Body,
 		ContentType: mediaType(req.Header.Get("Content-Type")), VerifiedKey: ev.KeyIndex, ClockSkew: ev.ClockSkew(req.Received),
+		Traceparent: tracing.Traceparent(ctx),
 	})
 	if err != nil {
 		return nil, err

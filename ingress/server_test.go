@@ -122,6 +122,21 @@ func TestAcceptsSignedWebhookByteForByte(t *testing.T) {
 	}
 }
 
+func TestContinuesIncomingTrace(t *testing.T) {
+	f := newFixture(t, Options{})
+	body := qontoBody("evt-traced")
+	h := signed(body, testSecret)
+	const incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	h.Set("traceparent", incoming)
+	if resp := f.post(t, "/webhooks/qonto/acme", h, body); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := f.stored(t)[0].Header.Get("ce-traceparent")
+	if got == "" || got[3:35] != incoming[3:35] {
+		t.Fatalf("raw event traceparent %q does not continue %q", got, incoming)
+	}
+}
+
 func TestDuplicateIsAcceptedOnce(t *testing.T) {
 	f := newFixture(t, Options{})
 	body := qontoBody("evt-dup")

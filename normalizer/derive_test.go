@@ -152,7 +152,7 @@ func TestBuildRefusesSchemaViolation(t *testing.T) {
 	raw.SetID("r")
 	c := change{kinds: []schemas.Kind{schemas.KindUpdated}, info: schemas.EventInfo{OccurredAt: time.Unix(0, 0), ProviderEventID: "r", ProviderEventType: "x"},
 		invoice: schemas.Invoice{ID: "q:a:1", Provider: "q", Source: "a", RemoteID: "1", Currency: "euro"}}
-	_, err := build(c, &raw, 1)
+	_, err := build(c, &raw, 1, "")
 	if !errors.Is(err, ErrSchemaViolation) || Class(err) != "schema_violation" {
 		t.Fatalf("got %v", err)
 	}

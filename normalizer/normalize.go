@@ -72,17 +72,18 @@ func Normalize(raw *event.Event, header nats.Header, ref schemas.RawRef, known *
 	if err != nil {
 		return Output{}, err
 	}
-	return apply(res, raw, known)
+	return apply(res, raw, known, ce.StringExtension(raw, ce.ExtTraceParent))
 }
 
-// apply derives a mapped raw event against the known state.
-func apply(res mapper.Result, raw *event.Event, known *State) (Output, error) {
+// apply derives a mapped raw event against the known state; the canonical
+// events carry traceparent.
+func apply(res mapper.Result, raw *event.Event, known *State, traceparent string) (Output, error) {
 	seq := sequence(res)
 	if known != nil && known.RawID == raw.ID() {
 		// This raw event made the last change: derive it again from the
 		// state before it, so its events are published even if a crash
 		// cut them off. Their ids are the same.
-		out, err := build(derive(known.Previous, res, raw.ID()), raw, seq)
+		out, err := build(derive(known.Previous, res, raw.ID()), raw, seq, traceparent)
 		out.State = nil
 		return out, err
 	}
@@ -94,7 +95,7 @@ func apply(res mapper.Result, raw *event.Event, known *State) (Output, error) {
 		prev = &known.Invoice
 	}
 	c := derive(prev, res, raw.ID())
-	out, err := build(c, raw, seq)
+	out, err := build(c, raw, seq, traceparent)
 	if err != nil || c.outcome == OutcomeDeletedUnknown {
 		return out, err
 	}
@@ -121,7 +122,7 @@ func mapRaw(raw *event.Event, header nats.Header, ref schemas.RawRef, opts Optio
 
 // build turns a change into its canonical events, in the order of
 // schemas.Kinds.
-func build(c change, raw *event.Event, seq int64) (Output, error) {
+func build(c change, raw *event.Event, seq int64, traceparent string) (Output, error) {
 	out := Output{Outcome: c.outcome}
 	if len(c.kinds) == 0 {
 		return out, nil
@@ -140,7 +141,7 @@ func build(c change, raw *event.Event, seq int64) (Output, error) {
 		}
 		datas = append(datas, data)
 	}
-	events, err := ce.NewCanonicalSet(datas, raw.ID(), seq, ce.StringExtension(raw, ce.ExtTraceParent))
+	events, err := ce.NewCanonicalSet(datas, raw.ID(), seq, traceparent)
 	if err != nil {
 		return Output{}, fmt.Errorf("%w: %w", ErrSchemaViolation, err)
 	}

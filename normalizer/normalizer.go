@@ -7,14 +7,17 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/stage"
 	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/schemas/subject"
+	"github.com/invoicehub/invoicehub/schemas/tracing"
 	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
@@ -103,6 +106,16 @@ func (n *Normalizer) process(ctx context.Context, d consume.Delivery, replay boo
 		return "", consume.PermanentClass("not_cloudevent", err)
 	}
 	providerName := ce.StringExtension(raw, ce.ExtProvider)
+	ctx, span := tracing.Start(ctx, "normalizer.normalize", ce.StringExtension(raw, ce.ExtTraceParent),
+		attribute.String("invoicehub.provider", providerName), attribute.String("invoicehub.raw_id", raw.ID()))
+	defer span.End()
+	outcome, err := n.normalize(ctx, raw, d, providerName, replay)
+	tracing.Fail(span, err)
+	span.SetAttributes(attribute.String("invoicehub.outcome", string(outcome)))
+	return outcome, err
+}
+
+func (n *Normalizer) normalize(ctx context.Context, raw *event.Event, d consume.Delivery, providerName string, replay bool) (Outcome, error) {
 	res, err := mapRaw(raw, d.Header, schemas.RawRef{Stream: d.Stream, Sequence: d.Sequence}, n.opts)
 	if err != nil {
 		return "", n.permanent(providerName, raw.ID(), err)
@@ -116,7 +129,7 @@ func (n *Normalizer) process(ctx context.Context, d consume.Delivery, replay boo
 		if replay && known != nil && known.RawID == raw.ID() {
 			return OutcomeApplied, nil
 		}
-		out, err := apply(res, raw, known)
+		out, err := apply(res, raw, known, tracing.Traceparent(ctx))
 		if err != nil {
 			return "", n.permanent(providerName, raw.ID(), err)
 		}

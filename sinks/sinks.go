@@ -21,11 +21,13 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/schemas/subject"
+	"github.com/invoicehub/invoicehub/schemas/tracing"
 	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
@@ -196,7 +198,12 @@ func Run(ctx context.Context, js jetstream.JetStream, spec Spec, sink Sink, log 
 		if err != nil {
 			return consume.Permanent(err)
 		}
-		return sink.Deliver(ctx, e)
+		ctx, span := tracing.Start(ctx, "sink.deliver", ce.StringExtension(&e.CloudEvent, ce.ExtTraceParent),
+			attribute.String("invoicehub.sink", spec.ID), attribute.String("invoicehub.event_id", e.ID()))
+		defer span.End()
+		err = sink.Deliver(ctx, e)
+		tracing.Fail(span, err)
+		return err
 	}, log)
 }
 

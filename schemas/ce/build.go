@@ -31,6 +31,8 @@ type Raw struct {
 	VerifiedKey int
 	// ClockSkew is signed timestamp minus arrival time (zero if unsigned).
 	ClockSkew time.Duration
+	// Traceparent is the W3C trace context of the webhook's span, if any.
+	Traceparent string
 }
 
 // RawSource returns the CloudEvent source of a provider's raw events:
@@ -51,6 +53,9 @@ func NewRaw(r Raw) (event.Event, error) {
 	e.SetExtension(ExtSource, r.Source)
 	e.SetExtension(ExtVerifiedKey, strconv.Itoa(r.VerifiedKey))
 	e.SetExtension(ExtClockSkewMS, strconv.FormatInt(r.ClockSkew.Milliseconds(), 10))
+	if r.Traceparent != "" {
+		e.SetExtension(ExtTraceParent, r.Traceparent)
+	}
 	ct := r.ContentType
 	if ct == "" {
 		ct = event.ApplicationJSON

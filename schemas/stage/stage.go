@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/schemas/tracing"
 )
 
 // Config is the environment every stage reads.
@@ -281,4 +282,22 @@ func Register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 		}
 	}
 	return nil
+}
+
+// Tracing sets up OpenTelemetry for the stage (see package tracing) and
+// returns the function that flushes the spans at shutdown. A tracing
+// problem is logged, never fatal.
+func Tracing(ctx context.Context, name string, getenv Env, log *slog.Logger) (flush func()) {
+	shutdown, err := tracing.Setup(ctx, name, getenv)
+	if err != nil {
+		log.Warn("tracing disabled", "err", err)
+		return func() {}
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			log.Warn("flushing spans", "err", err)
+		}
+	}
 }

@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/invoicehub/invoicehub/schemas/tracing"
 	"github.com/invoicehub/invoicehub/sinks"
 	"github.com/invoicehub/invoicehub/sinks/consume"
 )
@@ -155,6 +156,7 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 		return consume.Permanent(fmt.Errorf("httpsink: %w", err))
 	}
 	req.Header.Set("Content-Type", "application/cloudevents+json")
+	tracing.Inject(ctx, req.Header)
 	s.sign(req.Header, e.ID(), body)
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -24,6 +24,7 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		return 2
 	}
 	log := cfg.Stage.Logger(stderr, "ingress")
+	defer stage.Tracing(ctx, "ingress", getenv, log)()
 	nc, js, err := cfg.Stage.Connect(ctx, "ingress", log)
 	if err != nil {
 		log.Error("start", "err", err)

@@ -22,6 +22,7 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		return 2
 	}
 	log := common.Logger(stderr, "normalizer")
+	defer stage.Tracing(ctx, "normalizer", getenv, log)()
 	nc, js, err := common.Connect(ctx, "normalizer", log)
 	if err != nil {
 		log.Error("start", "err", err)

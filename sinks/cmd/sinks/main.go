@@ -30,6 +30,7 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		return 2
 	}
 	log := common.Logger(stderr, "sinks")
+	defer stage.Tracing(ctx, "sinks", getenv, log)()
 	nc, js, err := common.Connect(ctx, "sinks", log)
 	if err != nil {
 		log.Error("start", "err", err)

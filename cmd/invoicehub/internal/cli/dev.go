@@ -67,6 +67,7 @@ func runDev(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	log := logger(env)
+	defer stage.Tracing(ctx, "dev", env.Getenv, log)()
 	d, err := startDev(ctx, cfg, log)
 	if err != nil {
 		return err
