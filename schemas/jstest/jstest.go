@@ -13,29 +13,19 @@ import (
 )
 
 // Server is a running embedded JetStream server.
-type Server struct {
-	*server.Server
-	StoreDir string
-}
+type Server struct{ *server.Server }
 
 // Run starts a JetStream server on a free loopback port with its store in a
 // temporary directory; it is shut down when the test ends.
 func Run(t testing.TB) *Server {
 	t.Helper()
-	return RunIn(t, t.TempDir())
-}
-
-// RunIn starts a JetStream server storing under dir, so a test can restart
-// a server on the same data.
-func RunIn(t testing.TB, dir string) *Server {
-	t.Helper()
 	opts := natstest.DefaultTestOptions
 	opts.Port = -1
 	opts.JetStream = true
-	opts.StoreDir = dir
+	opts.StoreDir = t.TempDir()
 	srv := natstest.RunServer(&opts)
 	t.Cleanup(srv.Shutdown)
-	return &Server{Server: srv, StoreDir: dir}
+	return &Server{Server: srv}
 }
 
 // Connect opens a client connection closed when the test ends.

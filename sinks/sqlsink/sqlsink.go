@@ -198,9 +198,6 @@ func nullable(s string) any {
 	return s
 }
 
-// DB returns the database, for queries beside the sink.
-func (s *Sink) DB() *sql.DB { return s.db }
-
 // Close closes the database; later calls return the first result.
 func (s *Sink) Close(context.Context) error {
 	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
