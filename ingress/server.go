@@ -75,10 +75,12 @@ func New(nc *nats.Conn, js jetstream.JetStream, sources []Source, opts Options, 
 	}
 	s := &Server{js: js, nc: nc, sources: map[string]Source{}, opts: opts, log: log.With("component", "ingress"), metrics: m}
 	for _, src := range sources {
-		s.sources[src.Provider+"/"+src.ID] = src
+		s.sources[sourceKey(src.Provider, src.ID)] = src
 	}
 	return s, nil
 }
+
+func sourceKey(providerName, sourceID string) string { return providerName + "/" + sourceID }
 
 // Handler returns the HTTP routes: POST /webhooks/{provider}/{source},
 // GET /healthz (the process is up) and GET /readyz (NATS is connected).
@@ -131,7 +133,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) known(providerName, sourceID string) bool {
-	_, ok := s.sources[providerName+"/"+sourceID]
+	_, ok := s.sources[sourceKey(providerName, sourceID)]
 	return ok
 }
 
@@ -141,7 +143,7 @@ func (s *Server) accept(r *http.Request, w http.ResponseWriter, providerName, so
 	if !ok {
 		return outcome{http.StatusNotFound, "unknown_provider", "unknown provider"}, nil
 	}
-	src, ok := s.sources[providerName+"/"+sourceID]
+	src, ok := s.sources[sourceKey(providerName, sourceID)]
 	if !ok {
 		return outcome{http.StatusNotFound, "unknown_source", "unknown source"}, nil
 	}
