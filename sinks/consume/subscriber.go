@@ -20,6 +20,9 @@ const (
 	mdDeadLettered = "invoicehub_dead_lettered"
 )
 
+// pullRetry is the pause after a failed pull.
+const pullRetry = 200 * time.Millisecond
+
 type jsMsgKey struct{}
 
 // jetStreamMsg returns the JetStream message behind a Watermill message.
@@ -105,6 +108,11 @@ func (s *subscriber) pull(ctx context.Context, it jetstream.MessagesContext, out
 				return
 			}
 			s.log.Warn("pull failed", "err", err)
+			select { // a lost connection fails every pull: do not spin
+			case <-time.After(pullRetry):
+			case <-s.closing:
+			case <-ctx.Done():
+			}
 			continue
 		}
 		wm := message.NewMessage(watermill.NewUUID(), jm.Data())
