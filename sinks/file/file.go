@@ -9,7 +9,9 @@
 //     of the process) can lose acked events. For dev and throwaway files.
 //
 // The sink is idempotent by event id: at open it reads the ids already in
-// the file, and a redelivered id is not written twice. A torn last line (the
+// the file, and a redelivered id is not written twice. It keeps those ids
+// in memory (about 100 bytes each): rotate the file, with a new sink id,
+// when it grows into the millions of events. A torn last line (the
 // process died mid-write, before the ack) is cut off at open; that event is
 // redelivered and written whole.
 package file
