@@ -255,4 +255,25 @@ func testSingleNode(t *testing.T) {
 	jstest.Eventually(t, 30*time.Second, "the webhook accepted while the normalizer was down is delivered", func() bool {
 		return len(sinkEvents(t, sinkFile)) == 4
 	})
+
+	// NATS itself stops: ingress answers 503 fast and stores nothing; after
+	// the restart (file storage), everything accepted before and after is
+	// delivered.
+	if err := natsC.Stop(ctx, &stop); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if code := poster.post("evt-docker-4", "inv-docker-4", poster.secret); code != http.StatusServiceUnavailable {
+		t.Fatalf("webhook while NATS is down: %d, want 503", code)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Fatalf("the 503 took %v", took)
+	}
+	if err := natsC.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	poster.deliver("evt-docker-4", "inv-docker-4") // the provider retries
+	jstest.Eventually(t, 60*time.Second, "everything delivered after the NATS restart", func() bool {
+		return len(sinkEvents(t, sinkFile)) == 6
+	})
 }
