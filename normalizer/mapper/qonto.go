@@ -2,7 +2,6 @@ package mapper
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -161,36 +160,31 @@ func (q *qontoInvoice) canonical(in Input, occurred time.Time) (schemas.Invoice,
 	if inv.Status == schemas.StatusVoid {
 		inv.VoidReason = "cancelled"
 	}
-	var errs []error
-	collect := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+	var problems errs
 	inv.IssueDate, err = date(q.IssueDate, "issue_date")
-	collect(err)
+	problems.add(err)
 	inv.DueDate, err = date(q.DueDate, "due_date")
-	collect(err)
+	problems.add(err)
 	inv.SentAt, err = timestamp(q.FinalizedAt, "finalized_at")
-	collect(err)
+	problems.add(err)
 	inv.PaidAt, err = timestamp(q.PaidAt, "paid_at")
-	collect(err)
+	problems.add(err)
 	inv.RemoteCreatedAt, err = timestamp(q.CreatedAt, "created_at")
-	collect(err)
+	problems.add(err)
 	inv.RemoteUpdatedAt = &occurred
 	inv.IsOverdue = overdue(inv.Status, inv.DueDate, occurred)
 
 	period, err := periodOf(q.PerformanceStartDate, q.PerformanceEndDate)
-	collect(err)
+	problems.add(err)
 	lines, linesNet, rates, err := q.lines(cur, period)
-	collect(err)
+	problems.add(err)
 	inv.Lines = lines
 	t, err := q.totals(cur, linesNet)
-	collect(err)
+	problems.add(err)
 	inv.Totals = t.render(cur)
 	inv.TaxBreakdown = rates.breakdown(t.LinesNet.Sub(t.Discount), t.Tax, cur)
-	if len(errs) > 0 {
-		return schemas.Invoice{}, errors.Join(errs...)
+	if err := problems.err(); err != nil {
+		return schemas.Invoice{}, err
 	}
 	return inv, nil
 }
