@@ -218,7 +218,7 @@ invoicehub dev is running.
 
   send webhooks to   %s/webhooks/<provider>/%s   (providers: %v)
   dev secret         %s   (dev only: anyone can sign with it)
-  try it             invoicehub send qonto   (or: make demo)
+  try it             invoicehub send qonto   (or rillet, mercoa, moxie; or: make demo)
   canonical events   %s   (JSON lines)
                      %s   (SQLite: sqlite3 %s 'select id, status, total, due from invoices')
   NATS / JetStream   %s   (subjects invoices.v1.>, store in %s)
