@@ -76,9 +76,13 @@ func verifyRillet(req Request, creds Credentials) (Evidence, error) {
 	if err != nil {
 		return Evidence{}, unauthorized("X-Rillet-Signature: %s", err)
 	}
+	return matchHMAC(creds, signedAt, sigs, func(key []byte) []byte { return rilletMAC(key, h.ts, h.id, h.entity, h.event, req.Body) })
+}
+
+// rilletMAC is HMAC-SHA256 over "<timestamp>.<id>.<entity>.<event>.<body>".
+func rilletMAC(key []byte, ts, id, entity, event string, body []byte) []byte {
 	dot := []byte(".")
-	payload := [][]byte{[]byte(h.ts), dot, []byte(h.id), dot, []byte(h.entity), dot, []byte(h.event), dot, req.Body}
-	return matchHMAC(creds, signedAt, sigs, payload)
+	return hmacSHA256(key, []byte(ts), dot, []byte(id), dot, []byte(entity), dot, []byte(event), dot, body)
 }
 
 func parseRilletSignatures(value string) ([][]byte, error) {
@@ -120,8 +124,7 @@ func identifyRillet(req Request) (Identity, error) {
 func signRillet(creds Credentials, m Message) http.Header {
 	entity, event, _ := strings.Cut(m.Type, ".")
 	ts := m.At.UTC().Format(time.RFC3339)
-	dot := []byte(".")
-	mac := hmacSHA256(creds.Secrets[0].Bytes(), []byte(ts), dot, []byte(m.ID), dot, []byte(entity), dot, []byte(event), dot, m.Body)
+	mac := rilletMAC(creds.Secrets[0].Bytes(), ts, m.ID, entity, event, m.Body)
 	h := http.Header{}
 	h.Set("X-Rillet-Signature", base64.StdEncoding.EncodeToString(mac))
 	h.Set("X-Rillet-Timestamp", ts)

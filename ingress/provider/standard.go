@@ -3,30 +3,23 @@ package provider
 import (
 	"crypto/hmac"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/invoicehub/invoicehub/schemas/standardwebhooks"
 )
 
-// Standard Webhooks v1 (https://www.standardwebhooks.com), also sent by
-// Svix with svix- instead of webhook- headers: <p>id, <p>timestamp (unix
-// seconds) and <p>signature, a space-separated list of "v1,<base64>";
-// base64 HMAC-SHA256 over "<id>.<timestamp>.<body>" keyed with the secret's
-// bytes (base64 after the whsec_ prefix).
+// Standard Webhooks v1 (the format: package schemas/standardwebhooks), also
+// sent by Svix with svix- instead of webhook- headers.
 
 // maxSignatures bounds the signatures a request may list.
 const maxSignatures = 10
 
 // standardKey decodes a whsec_ secret into its key.
 func standardKey(_ string, raw []byte) ([]byte, error) {
-	s := strings.TrimPrefix(strings.TrimSpace(string(raw)), "whsec_")
-	key, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(key) == 0 {
-		return nil, errors.New("not a Standard Webhooks secret (whsec_ followed by base64)")
-	}
-	return key, nil
+	return standardwebhooks.DecodeSecret(string(raw))
 }
 
 // standardHeaderSet picks the webhook- or svix- spelling a request uses.
@@ -66,8 +59,9 @@ func verifyStandard(req Request, creds Credentials) (Evidence, error) {
 	if err != nil {
 		return Evidence{}, unauthorized("%sSignature: %s", p, err)
 	}
-	payload := [][]byte{[]byte(id), []byte("."), []byte(tsText), []byte("."), req.Body}
-	return matchHMAC(creds, signedAt, sigs, payload)
+	return matchHMAC(creds, signedAt, sigs, func(key []byte) []byte {
+		return standardwebhooks.Signature(key, id, tsText, req.Body)
+	})
 }
 
 // parseStandardSignatures reads "v1,<b64> v1,<b64>"; entries of other
@@ -99,20 +93,17 @@ func parseStandardSignatures(value string) ([][]byte, error) {
 }
 
 func signStandard(creds Credentials, m Message) http.Header {
-	ts := strconv.FormatInt(m.At.Unix(), 10)
-	mac := hmacSHA256(creds.Secrets[0].Bytes(), []byte(m.ID), []byte("."), []byte(ts), []byte("."), m.Body)
 	h := http.Header{}
-	h.Set("Webhook-Id", m.ID)
-	h.Set("Webhook-Timestamp", ts)
-	h.Set("Webhook-Signature", "v1,"+base64.StdEncoding.EncodeToString(mac))
+	standardwebhooks.Sign(h, creds.Secrets[0].Bytes(), m.ID, m.At, m.Body)
 	h.Set("Content-Type", "application/json")
 	return h
 }
 
-// matchHMAC finds the secret whose HMAC over payload is among sigs.
-func matchHMAC(creds Credentials, signedAt time.Time, sigs [][]byte, payload [][]byte) (Evidence, error) {
+// matchHMAC finds the secret whose MAC (as the scheme computes it) is
+// among sigs.
+func matchHMAC(creds Credentials, signedAt time.Time, sigs [][]byte, mac func(key []byte) []byte) (Evidence, error) {
 	for i, secret := range creds.Secrets {
-		want := hmacSHA256(secret.Bytes(), payload...)
+		want := mac(secret.Bytes())
 		for _, sig := range sigs {
 			if hmac.Equal(want, sig) {
 				return Evidence{KeyIndex: i, SignedAt: signedAt}, nil

@@ -26,7 +26,9 @@ func (s tv1Signature) verify(req Request, creds Credentials) (Evidence, error) {
 	if err := checkTolerance(signedAt, req.Received, creds.Tolerance); err != nil {
 		return Evidence{}, err
 	}
-	return matchHMAC(creds, signedAt, sigs, [][]byte{[]byte(strconv.FormatInt(ts, 10)), []byte("."), req.Body})
+	return matchHMAC(creds, signedAt, sigs, func(key []byte) []byte {
+		return hmacSHA256(key, []byte(strconv.FormatInt(ts, 10)), []byte("."), req.Body)
+	})
 }
 
 func (s tv1Signature) sign(creds Credentials, m Message) http.Header {

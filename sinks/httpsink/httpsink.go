@@ -17,9 +17,6 @@ package httpsink
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/invoicehub/invoicehub/schemas/standardwebhooks"
 	"github.com/invoicehub/invoicehub/schemas/tracing"
 	"github.com/invoicehub/invoicehub/sinks"
 	"github.com/invoicehub/invoicehub/sinks/consume"
@@ -76,9 +74,9 @@ func Factory(_ context.Context, opts sinks.Options) (sinks.Sink, error) {
 	secret, err := readSecret(opts["secret_env"], opts["secret_file"])
 	errs = append(errs, err)
 	if secret != "" {
-		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
-		if err != nil || len(key) == 0 {
-			errs = append(errs, errors.New("secret: not a whsec_ secret (whsec_ followed by base64)"))
+		key, err := standardwebhooks.DecodeSecret(secret)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("secret: %w", err))
 		}
 		cfg.Key = key
 	}
@@ -157,7 +155,7 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 	}
 	req.Header.Set("Content-Type", "application/cloudevents+json")
 	tracing.Inject(ctx, req.Header)
-	s.sign(req.Header, e.ID(), body)
+	standardwebhooks.Sign(req.Header, s.cfg.Key, e.ID(), s.now(), body)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		if errors.Is(err, ErrPrivateTarget) {
@@ -202,20 +200,6 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
-}
-
-// sign sets the Standard Webhooks headers.
-func (s *Sink) sign(h http.Header, id string, body []byte) {
-	ts := strconv.FormatInt(s.now().Unix(), 10)
-	h.Set("webhook-id", id)
-	h.Set("webhook-timestamp", ts)
-	if s.cfg.Key == nil {
-		return
-	}
-	mac := hmac.New(sha256.New, s.cfg.Key)
-	mac.Write([]byte(id + "." + ts + "."))
-	mac.Write(body)
-	h.Set("webhook-signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
 }
 
 // Close releases idle connections; later calls do nothing.
