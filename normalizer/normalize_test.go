@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
@@ -54,7 +53,7 @@ func rawEvent(t testing.TB, providerName string, body []byte, headers map[string
 	case "mercoa":
 		r.ID, r.Type = headers["Webhook-Id"], "com.mercoa."+env.CamelType
 	case "moxie":
-		r.Type = "com.moxie." + dotted(headers["X-Event-Type"])
+		r.Type = "com.moxie." + ce.DottedName(headers["X-Event-Type"])
 	default:
 		t.Fatalf("no fixture reader for %s", providerName)
 	}
@@ -74,18 +73,6 @@ func rawEvent(t testing.TB, providerName string, body []byte, headers map[string
 		h.Set(ce.ProviderHeaderPrefix+strings.ToLower(k), v)
 	}
 	return &e, h
-}
-
-// dotted turns InvoiceSent into invoice.sent, as ingress does.
-func dotted(camel string) string {
-	var b strings.Builder
-	for i, r := range camel {
-		if unicode.IsUpper(r) && i > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return b.String()
 }
 
 // fixture reads a fixture body and its optional headers sidecar.

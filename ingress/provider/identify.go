@@ -88,16 +88,3 @@ func checkID(id string) error {
 	}
 	return nil
 }
-
-// dotted turns a CamelCase event name into dotted lower case:
-// InvoiceSent → invoice.sent, PaymentReceived → payment.received.
-func dotted(camel string) string {
-	var b strings.Builder
-	for i, r := range camel {
-		if unicode.IsUpper(r) && i > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return b.String()
-}

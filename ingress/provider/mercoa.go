@@ -2,8 +2,6 @@ package provider
 
 import (
 	"net/http"
-	"strconv"
-	"time"
 )
 
 // mercoa documents no signature. A source picks: Standard Webhooks / Svix
@@ -46,14 +44,9 @@ func identifyMercoa(req Request) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	p := standardHeaderSet(req.Header)
-	id := req.Header.Get(p + "Id")
-	if err := checkID(id); err != nil {
+	_, id, at, err := standardIdentity(req.Header)
+	if err != nil {
 		return Identity{}, err
-	}
-	var at time.Time
-	if ts, err := strconv.ParseInt(req.Header.Get(p+"Timestamp"), 10, 64); err == nil && ts > 0 {
-		at = time.Unix(ts, 0)
 	}
 	return Identity{ID: id, Type: typ, Time: at}, nil
 }

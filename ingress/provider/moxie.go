@@ -3,6 +3,8 @@ package provider
 import (
 	"net/http"
 	"regexp"
+
+	"github.com/invoicehub/invoicehub/schemas/ce"
 )
 
 // moxie does not sign: the receiver chooses in Moxie's settings a Bearer
@@ -36,5 +38,5 @@ func identifyMoxie(req Request) (Identity, error) {
 	if _, err := jsonObject(req.Body); err != nil {
 		return Identity{}, err
 	}
-	return Identity{Type: "com.moxie." + dotted(t)}, nil
+	return Identity{Type: "com.moxie." + ce.DottedName(t)}, nil
 }

@@ -291,14 +291,6 @@ func TestIdentifyRejects(t *testing.T) {
 	}
 }
 
-func TestDotted(t *testing.T) {
-	for in, want := range map[string]string{"InvoiceSent": "invoice.sent", "PaymentReceived": "payment.received", "Paid": "paid"} {
-		if got := dotted(in); got != want {
-			t.Errorf("dotted(%q) = %q", in, got)
-		}
-	}
-}
-
 func TestSecretNeverPrints(t *testing.T) {
 	s := NewSecret([]byte("hunter2"))
 	for _, out := range []string{s.String(), s.GoString(), s.LogValue().String()} {

@@ -22,6 +22,21 @@ func standardKey(_ string, raw []byte) ([]byte, error) {
 	return standardwebhooks.DecodeSecret(string(raw))
 }
 
+// standardIdentity reads the id and the signed time a Standard Webhooks (or
+// Svix) delivery carries in its headers; the time is zero when absent. The
+// id is checked as a dedup id when present.
+func standardIdentity(h http.Header) (p, id string, at time.Time, err error) {
+	p = standardHeaderSet(h)
+	id = h.Get(p + "Id")
+	if err := checkID(id); err != nil {
+		return p, "", time.Time{}, err
+	}
+	if ts, err := strconv.ParseInt(h.Get(p+"Timestamp"), 10, 64); err == nil && ts > 0 {
+		at = time.Unix(ts, 0)
+	}
+	return p, id, at, nil
+}
+
 // standardHeaderSet picks the webhook- or svix- spelling a request uses.
 func standardHeaderSet(h http.Header) string {
 	if h.Get("Svix-Id") != "" && h.Get("Webhook-Id") == "" {

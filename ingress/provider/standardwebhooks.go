@@ -2,8 +2,6 @@ package provider
 
 import (
 	"net/http"
-	"strconv"
-	"time"
 )
 
 // standardwebhooks: any sender following the Standard Webhooks spec. The
@@ -27,22 +25,19 @@ func identifyStandard(req Request) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	p := standardHeaderSet(req.Header)
-	id := req.Header.Get(p + "Id")
+	p, id, signedAt, err := standardIdentity(req.Header)
+	if err != nil {
+		return Identity{}, err
+	}
 	if id == "" {
 		return Identity{}, malformed("%sId missing", p)
-	}
-	if err := checkID(id); err != nil {
-		return Identity{}, err
 	}
 	at, err := bodyTime(firstString(env.Timestamp))
 	if err != nil {
 		return Identity{}, err
 	}
 	if at.IsZero() {
-		if ts, err := strconv.ParseInt(req.Header.Get(p+"Timestamp"), 10, 64); err == nil {
-			at = time.Unix(ts, 0)
-		}
+		at = signedAt
 	}
 	return Identity{ID: id, Type: typ, Time: at}, nil
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
@@ -33,6 +35,20 @@ type Raw struct {
 	ClockSkew time.Duration
 	// Traceparent is the W3C trace context of the webhook's span, if any.
 	Traceparent string
+}
+
+// DottedName turns a provider's CamelCase event name into the dotted lower
+// case raw CloudEvent types use: InvoiceSent → invoice.sent (so Moxie's
+// InvoiceSent is com.moxie.invoice.sent).
+func DottedName(camel string) string {
+	var b strings.Builder
+	for i, r := range camel {
+		if unicode.IsUpper(r) && i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
 }
 
 // RawSource returns the CloudEvent source of a provider's raw events:

@@ -157,6 +157,14 @@ func TestFromMsgRejects(t *testing.T) {
 	}
 }
 
+func TestDottedName(t *testing.T) {
+	for in, want := range map[string]string{"InvoiceSent": "invoice.sent", "PaymentReceived": "payment.received", "Paid": "paid"} {
+		if got := DottedName(in); got != want {
+			t.Errorf("DottedName(%q) = %q", in, got)
+		}
+	}
+}
+
 func TestProviderHeaders(t *testing.T) {
 	h := nats.Header{"provider-x-event-type": {"InvoiceSent"}, "ce-id": {"1"}}
 	got := ProviderHeaders(h)
