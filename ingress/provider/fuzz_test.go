@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"encoding/json"
 	"errors"
 	"maps"
 	"slices"
@@ -100,5 +101,38 @@ func FuzzHeaderParsers(f *testing.F) {
 		check(sigs, err)
 		check(parseStandardSignatures(value))
 		check(parseRilletSignatures(value))
+	})
+}
+
+// FuzzJSONObject checks the one-pass envelope reader against
+// encoding/json: it accepts exactly the bodies that are one valid JSON
+// object, and reads the same top-level strings (the last of a repeated key).
+func FuzzJSONObject(f *testing.F) {
+	for _, body := range []string{
+		`{"id":"e1","event_type":"client_invoices.created","data":{"id":"x"}}`,
+		`{"id":1,"id":"two","type":["a"]}`, `{"id":"one","id":2}`, `[]`, `{"a":}`, `{} {}`, ` {"eventType":"x\u00e9"} `, "{\"id\":\"\xff\"}",
+	} {
+		f.Add(body)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		env, err := jsonObject([]byte(body))
+		var fields map[string]json.RawMessage
+		wantErr := json.Unmarshal([]byte(body), &fields) != nil || fields == nil
+		if (err != nil) != wantErr {
+			t.Fatalf("jsonObject error %v, encoding/json error %v", err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		var want envelope
+		for name, raw := range fields {
+			var s string
+			if field := want.field(name); field != nil && json.Unmarshal(raw, &s) == nil {
+				*field = s
+			}
+		}
+		if env != want {
+			t.Fatalf("envelope %+v, encoding/json reads %+v", env, want)
+		}
 	})
 }

@@ -1,61 +1,95 @@
 package provider
 
 import (
-	"encoding/json"
+	"bytes"
+	"io"
 	"regexp"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // eventTypeSyntax keeps a provider's event type safe inside a CloudEvent
 // type: client_invoices.created, invoice.status.paid...
 var eventTypeSyntax = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,99}$`)
 
-// envelope holds the few top-level keys providers identify events by.
-// Decoding into it checks the whole body is a JSON object but copies only
-// these values (a map of every key costs a copy of the whole body).
+// envelope holds the string values of the few top-level keys providers
+// identify events by; a key holding another kind of value is left empty.
 type envelope struct {
-	ID             json.RawMessage `json:"id"`
-	EventID        json.RawMessage `json:"event_id"`
-	EventType      json.RawMessage `json:"event_type"`
-	EventTypeCamel json.RawMessage `json:"eventType"`
-	Type           json.RawMessage `json:"type"`
-	Event          json.RawMessage `json:"event"`
-	CreatedAt      json.RawMessage `json:"created_at"`
-	Timestamp      json.RawMessage `json:"timestamp"`
+	ID, EventID, EventType, EventTypeCamel, Type, Event, CreatedAt, Timestamp string
 }
 
-// jsonObject parses a body that must be a JSON object.
+// field returns where the value of the top-level key name goes, or nil.
+func (e *envelope) field(name string) *string {
+	switch name {
+	case "id":
+		return &e.ID
+	case "event_id":
+		return &e.EventID
+	case "event_type":
+		return &e.EventType
+	case "eventType":
+		return &e.EventTypeCamel
+	case "type":
+		return &e.Type
+	case "event":
+		return &e.Event
+	case "created_at":
+		return &e.CreatedAt
+	case "timestamp":
+		return &e.Timestamp
+	}
+	return nil
+}
+
+// jsonObject checks that body is one JSON object and reads its envelope,
+// in a single pass that copies only the envelope's strings. As with
+// encoding/json, a repeated key keeps its last value and invalid UTF-8 is
+// tolerated: a provider signed these bytes, and ingress stores them as they
+// are.
 func jsonObject(body []byte) (envelope, error) {
 	var env envelope
-	if !startsObject(body) {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return env, malformed("body is not a JSON object")
 	}
-	if err := json.Unmarshal(body, &env); err != nil {
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return env, malformed("body is not a JSON object")
+		}
+		field := env.field(name.String())
+		if field == nil || dec.PeekKind() != '"' {
+			if field != nil {
+				*field = "" // a repeated key keeps its last value, even a non-string
+			}
+			if err := dec.SkipValue(); err != nil {
+				return env, malformed("body is not a JSON object")
+			}
+			continue
+		}
+		value, err := dec.ReadToken()
+		if err != nil {
+			return env, malformed("body is not a JSON object")
+		}
+		*field = value.String()
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
+		return env, malformed("body is not a JSON object")
+	}
+	if _, err := dec.ReadToken(); err != io.EOF { // one value, nothing after it
 		return env, malformed("body is not a JSON object")
 	}
 	return env, nil
 }
 
-// startsObject reports whether body's first non-space byte opens an object.
-func startsObject(body []byte) bool {
-	for _, c := range body {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		return c == '{'
-	}
-	return false
-}
-
-// firstString returns the first of values holding a non-empty JSON string.
-func firstString(values ...json.RawMessage) string {
-	for _, raw := range values {
-		var s string
-		if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil && s != "" {
-			return s
+// firstString returns the first non-empty value.
+func firstString(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
 		}
 	}
 	return ""
