@@ -2,6 +2,7 @@ package ce
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -20,7 +21,7 @@ import (
 // An odd but valid body: the archive must keep its exact bytes.
 var oddBody = []byte("{ \"id\" :\"e-1\",\n\t\"amount\": 0.10 , \"name\":\"caf\u00e9 \\u00e9\" }\n")
 
-func rawEvent(t *testing.T, id string, body []byte) Raw {
+func rawEvent(t testing.TB, id string, body []byte) Raw {
 	t.Helper()
 	return Raw{
 		Provider: "qonto", Source: "acme", Type: "com.qonto.client_invoices.created", ID: id,
@@ -215,5 +216,21 @@ func TestCanonicalSetValidatesOnce(t *testing.T) {
 	paymentEv.Payment.Currency = "euros"
 	if _, err := NewCanonicalSet([]schemas.EventData{updated, paymentEv}, "raw-1", 1, ""); err == nil {
 		t.Fatal("invalid payment accepted")
+	}
+}
+
+// BenchmarkToMsg encodes a raw event with a 2.5 KB body, as ingress does
+// for every webhook.
+func BenchmarkToMsg(b *testing.B) {
+	r := rawEvent(b, "e-bench", bytes.Repeat([]byte("x"), 2500))
+	e, err := NewRaw(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ToMsg(context.Background(), "webhooks.qonto.acme", e); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
