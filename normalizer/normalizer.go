@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/invoicehub/invoicehub/normalizer/mapper"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/stage"
@@ -121,11 +122,20 @@ func (n *Normalizer) normalize(ctx context.Context, raw *event.Event, d consume.
 		return "", n.permanent(providerName, raw.ID(), err)
 	}
 	key := stateKey(res.Invoice.ID)
+	// A provider's "created" event is almost always the invoice's first: it
+	// is first tried as a create without reading the state, which saves a
+	// round trip. Should the invoice exist, the create fails like any
+	// conflict and the next attempt reads the state.
+	assumeNew := res.Action == mapper.ActionCreated
 	for range casAttempts {
-		known, revision, err := n.state.load(ctx, key)
-		if err != nil {
-			return "", err
+		var known *State
+		var revision uint64
+		if !assumeNew {
+			if known, revision, err = n.state.load(ctx, key); err != nil {
+				return "", err
+			}
 		}
+		assumeNew = false
 		if replay && known != nil && known.RawID == raw.ID() {
 			return OutcomeApplied, nil
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -216,4 +217,51 @@ func TestReplicasDoNotClobber(t *testing.T) {
 	if !newestPublished {
 		t.Fatal("the newest version was not published")
 	}
+}
+
+// TestRedeliveryAfterStateStoredRepublishes covers a crash between the
+// state write and the publish: the redelivered "created" raw event finds
+// its own state stored (the create it tries first fails), and publishes
+// the events the first delivery derived, with the same ids.
+func TestRedeliveryAfterStateStoredRepublishes(t *testing.T) {
+	js := newJetStream(t)
+	publishFixture(t, js, "testdata/raw/qonto/created-draft.json")
+	raw := jstest.Messages(t, js, stream.Webhooks)[0]
+	d := consume.Delivery{Subject: raw.Subject, Header: raw.Header, Data: raw.Data, Stream: stream.Webhooks, Sequence: raw.Sequence, Attempt: 2}
+	n, err := New(t.Context(), js, Config{}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first delivery: derived and stored its state, then crashed.
+	e, err := ce.FromMsg(t.Context(), d.Msg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := Normalize(e, d.Header, schemas.RawRef{Stream: d.Stream, Sequence: d.Sequence}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.state.store(t.Context(), stateKey(first.State.Invoice.ID), first.State, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Handle(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, c := range first.Events {
+		want = append(want, c.Event.ID())
+	}
+	if got := eventIDs(t, js); !slices.Equal(got, want) || len(want) != 2 {
+		t.Fatalf("redelivery published %v, want the created and updated %v", got, want)
+	}
+}
+
+// eventIDs lists the ids of the events in INVOICES, in stream order.
+func eventIDs(t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
+	var ids []string
+	for _, m := range jstest.Messages(t, js, stream.Invoices) {
+		ids = append(ids, m.Header.Get("ce-id"))
+	}
+	return ids
 }
