@@ -216,7 +216,7 @@ func (s *Server) rawMessage(ctx context.Context, p provider.Provider, src Source
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 && n <= limit {
-		buf.Grow(int(n) + 1) // +1: ReadFrom needs room to see EOF
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead free bytes before each read, EOF included
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	return buf.Bytes(), err
