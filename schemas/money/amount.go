@@ -50,8 +50,9 @@ func (a Amount) IsZero() bool { return a.value.IsZero() }
 // String renders the amount with its decimals, e.g. "-12.50".
 func (a Amount) String() string { return a.value.StringFixed(a.places) }
 
-// MarshalJSON renders the amount as a JSON string.
-func (a Amount) MarshalJSON() ([]byte, error) { return json.Marshal(a.String()) }
+// MarshalText renders the amount as String does; encoding/json writes it
+// as a JSON string (and, unlike a MarshalJSON, does not re-scan it).
+func (a Amount) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
 // UnmarshalJSON reads a JSON string holding a decimal number and keeps the
 // decimals it was written with ("12.50" stays "12.50"). A JSON number is
