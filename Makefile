@@ -4,6 +4,7 @@ GO        ?= go
 MODULES   := schemas ingress normalizer sinks cmd/invoicehub e2e
 FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
+BENCHCPU  ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 1 ] && echo 1,$$n || echo 1)
 
 .PHONY: run demo test test-docker images check fmt vet fuzz bench build clean help
 
@@ -42,8 +43,8 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	      echo "== $$pkg $$f ($(FUZZTIME))"; (cd $$m && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg); \
 	    done; done; done
 
-bench: ## benchmarks, ratios measured in the same run
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) $(foreach m,$(MODULES),./$(m)/...)
+bench: ## benchmarks, ratios measured in the same run, at GOMAXPROCS 1 and all cores (BENCHCPU)
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -cpu $(BENCHCPU) $(foreach m,$(MODULES),./$(m)/...)
 
 build: ## static binaries in ./bin
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/invoicehub
