@@ -7,14 +7,15 @@
 package ce
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	cenats "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,25 +47,48 @@ const ProviderHeaderPrefix = "provider-"
 // ErrNotCloudEvent is returned when a message has no ce-specversion header.
 var ErrNotCloudEvent = errors.New("ce: message is not a binary-mode CloudEvent")
 
-// ToMsg encodes e as a binary-mode NATS message on subj, with Nats-Msg-Id = e.ID().
-func ToMsg(ctx context.Context, subj string, e event.Event) (*nats.Msg, error) {
+// ToMsg encodes e as a binary-mode NATS message on subj, with Nats-Msg-Id =
+// e.ID(). It writes what the SDK's NATS JetStream binding writes (every
+// attribute of e's spec version and every extension as a ce-<name> header,
+// times in RFC 3339, the data as the body; TestToMsgWritesWhatTheSDKWrites
+// holds the two equal) without the binding's generic writer, which costs
+// twice the time and copies the data; FromMsg decodes with the SDK. The
+// message's data is e's, not a copy.
+func ToMsg(_ context.Context, subj string, e event.Event) (*nats.Msg, error) {
 	if err := e.Validate(); err != nil {
 		return nil, fmt.Errorf("ce: invalid event: %w", err)
 	}
-	var body bytes.Buffer
-	body.Grow(len(e.Data()) + bytes.MinRead) // the SDK copies with ReadFrom: one allocation, not a doubling series
-	header, err := cenats.WriteMsg(ctx, binding.ToMessage(&e), &body)
-	if err != nil {
-		return nil, fmt.Errorf("ce: encode %s: %w", e.ID(), err)
+	header := nats.Header{}
+	for _, a := range spec.VS.Version(e.SpecVersion()).Attributes() {
+		if v := a.Get(e.Context); v != nil {
+			header.Set(headerPrefix+a.Name(), headerValue(v))
+		}
+	}
+	for name, v := range e.Extensions() {
+		header.Set(headerPrefix+name, headerValue(v))
 	}
 	header.Set(jetstream.MsgIDHeader, e.ID())
-	return &nats.Msg{Subject: subj, Header: header, Data: body.Bytes()}, nil
+	return &nats.Msg{Subject: subj, Header: header, Data: e.Data()}, nil
+}
+
+// headerPrefix prefixes the CloudEvents attributes among NATS headers.
+const headerPrefix = "ce-"
+
+// headerValue renders an attribute value as the SDK's binding does.
+func headerValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case time.Time:
+		return v.Format(time.RFC3339Nano)
+	}
+	return fmt.Sprint(v)
 }
 
 // FromMsg decodes a binary-mode CloudEvent. Headers outside the ce-*
 // namespace are ignored.
 func FromMsg(ctx context.Context, msg *nats.Msg) (*event.Event, error) {
-	if msg.Header.Get("ce-specversion") == "" {
+	if msg.Header.Get(headerPrefix+"specversion") == "" {
 		return nil, ErrNotCloudEvent
 	}
 	e, err := binding.ToEvent(ctx, cenats.NewMessage(msg))

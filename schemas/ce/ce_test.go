@@ -5,10 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
+	cenats "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -232,5 +237,53 @@ func BenchmarkToMsg(b *testing.B) {
 		if _, err := ToMsg(context.Background(), "webhooks.qonto.acme", e); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestToMsgWritesWhatTheSDKWrites holds ToMsg to the SDK's NATS JetStream
+// binding: the same headers (plus Nats-Msg-Id) and the same body.
+func TestToMsgWritesWhatTheSDKWrites(t *testing.T) {
+	raw := rawEvent(t, "e-sdk", oddBody)
+	raw.ContentType, raw.Traceparent = "application/json", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	rawEv, err := NewRaw(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := event.New()
+	full.SetID("e-full")
+	full.SetSource("/invoices/qonto/acme")
+	full.SetType("com.invoicehub.invoice.updated")
+	full.SetSubject("inv-1")
+	full.SetTime(time.Date(2024, 2, 29, 23, 59, 59, 123456789, time.FixedZone("", 3600)))
+	full.SetDataSchema("https://invoicehub.dev/schemas/invoice-event.v1.json")
+	full.SetExtension("count", 7)
+	full.SetExtension("flag", true)
+	full.SetExtension("when", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err := full.SetData(event.ApplicationJSON, json.RawMessage(`{"a":"é"}`)); err != nil {
+		t.Fatal(err)
+	}
+	bare := event.New()
+	bare.SetID("e-bare")
+	bare.SetSource("s")
+	bare.SetType("t")
+	for name, e := range map[string]event.Event{"raw": rawEv, "all attributes": full, "no data": bare} {
+		t.Run(name, func(t *testing.T) {
+			got, err := ToMsg(context.Background(), "subj", e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body bytes.Buffer
+			want, err := cenats.WriteMsg(context.Background(), binding.ToMessage(&e), &body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want.Set(jetstream.MsgIDHeader, e.ID())
+			if !maps.EqualFunc(got.Header, want, slices.Equal) {
+				t.Errorf("headers\n got %v\nwant %v", got.Header, want)
+			}
+			if !bytes.Equal(got.Data, body.Bytes()) {
+				t.Errorf("body %q, want %q", got.Data, body.Bytes())
+			}
+		})
 	}
 }
