@@ -51,8 +51,8 @@ var ErrNotCloudEvent = errors.New("ce: message is not a binary-mode CloudEvent")
 // e.ID(). It writes what the SDK's NATS JetStream binding writes (every
 // attribute of e's spec version and every extension as a ce-<name> header,
 // times in RFC 3339, the data as the body; TestToMsgWritesWhatTheSDKWrites
-// holds the two equal) without the binding's generic writer, which costs
-// twice the time and copies the data; FromMsg decodes with the SDK. The
+// holds the two equal) without the binding's generic writer, which takes
+// more than twice the time and copies the data; FromMsg decodes with the SDK. The
 // message's data is e's, not a copy.
 func ToMsg(_ context.Context, subj string, e event.Event) (*nats.Msg, error) {
 	if err := e.Validate(); err != nil {
