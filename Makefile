@@ -1,7 +1,7 @@
 # invoicehub — the two commands a newcomer needs are `make run` and `make test`.
 
 GO        ?= go
-MODULES   := schemas ingress normalizer sinks cmd/invoicehub e2e
+MODULES   := schemas internal ingress normalizer sinks cmd/invoicehub e2e
 FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 BENCHCPU  ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 1 ] && echo 1,$$n || echo 1)

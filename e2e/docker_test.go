@@ -19,7 +19,7 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/invoicehub/invoicehub/ingress/provider"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
+	"github.com/invoicehub/invoicehub/internal/jstest"
 )
 
 // The docker tier runs the project's own FROM scratch images (built by

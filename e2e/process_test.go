@@ -17,13 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/invoicehub/invoicehub/schemas/subject"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/internal/jstest"
 	"github.com/invoicehub/invoicehub/schemas"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 )
 
 // binDir holds the binaries TestMain builds once.
@@ -205,8 +206,8 @@ func TestQontoWebhookEndToEnd(t *testing.T) {
 		t.Fatalf("signed webhook: %d %s", code, answer)
 	}
 	// A first sighting is created plus updated (the full state).
-	jstest.Eventually(t, 5*time.Second, "canonical events on INVOICES", func() bool { return jstest.Count(t, js, stream.Invoices) == 2 })
-	inv, _ := js.Stream(t.Context(), stream.Invoices)
+	jstest.Eventually(t, 5*time.Second, "canonical events on INVOICES", func() bool { return jstest.Count(t, js, subject.InvoicesStream) == 2 })
+	inv, _ := js.Stream(t.Context(), subject.InvoicesStream)
 	msg, err := inv.GetLastMsgForSubject(t.Context(), "invoices.v1.created.qonto.demo")
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +217,7 @@ func TestQontoWebhookEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One trace from the webhook to its canonical event.
-	raw := jstest.Messages(t, js, stream.Webhooks)[0]
+	raw := jstest.Messages(t, js, subject.WebhooksStream)[0]
 	rawTrace, canonicalTrace := raw.Header.Get("ce-traceparent"), msg.Header.Get("ce-traceparent")
 	if len(rawTrace) != 55 || len(canonicalTrace) != 55 || rawTrace[3:35] != canonicalTrace[3:35] || rawTrace == canonicalTrace {
 		t.Fatalf("trace not carried: raw %q, canonical %q", rawTrace, canonicalTrace)
@@ -238,10 +239,10 @@ func TestQontoWebhookEndToEnd(t *testing.T) {
 	if code, _ := p.post(t, forged, "not-the-secret"); code != http.StatusUnauthorized {
 		t.Fatalf("forged webhook: %d", code)
 	}
-	if n := jstest.Count(t, js, stream.Webhooks); n != 1 {
+	if n := jstest.Count(t, js, subject.WebhooksStream); n != 1 {
 		t.Fatalf("WEBHOOKS holds %d messages, want 1", n)
 	}
-	if n := jstest.Count(t, js, stream.Invoices); n != 2 {
+	if n := jstest.Count(t, js, subject.InvoicesStream); n != 2 {
 		t.Fatalf("INVOICES holds %d events, want 2", n)
 	}
 	if err := p.stop(t); err != nil {

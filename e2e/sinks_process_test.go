@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/sinks/sinktest"
 )
 
@@ -43,7 +43,7 @@ func (s *syncBuffer) String() string {
 func TestSinksProcessKilledDuringBackoff(t *testing.T) {
 	srv := jstest.Run(t)
 	_, js := srv.Connect(t)
-	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex

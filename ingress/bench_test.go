@@ -21,10 +21,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/stage"
+	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas/ce"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stage"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/schemas/subject"
 )
 
@@ -48,7 +48,7 @@ func benchBody(id int64) []byte {
 func BenchmarkIngressVsPublish(b *testing.B) {
 	srv := jstest.Run(b)
 	nc, js := srv.Connect(b)
-	if err := stream.Ensure(context.Background(), js, stream.Config{}); err != nil {
+	if err := streams.Ensure(context.Background(), js, streams.Config{}); err != nil {
 		b.Fatal(err)
 	}
 	key := provider.NewSecret([]byte("bench-secret"))

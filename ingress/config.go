@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/invoicehub/invoicehub/schemas/stage"
+	"github.com/invoicehub/invoicehub/internal/stage"
 )
 
 // Config is the ingress binary's configuration. Besides the common stage

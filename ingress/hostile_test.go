@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/invoicehub/invoicehub/schemas/subject"
+
 	"github.com/invoicehub/invoicehub/ingress/provider"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/internal/jstest"
 )
 
 // hostileSource is a configured source and how its requests are built.
@@ -220,7 +221,7 @@ func TestHostileRequests(t *testing.T) {
 		})
 	}
 	t.Logf("%d hostile requests", len(cases))
-	if n := jstest.Count(t, f.js, stream.Webhooks); n != 0 {
+	if n := jstest.Count(t, f.js, subject.WebhooksStream); n != 0 {
 		t.Fatalf("WEBHOOKS holds %d messages after hostile requests", n)
 	}
 	// The genuine request of every source is accepted (the table is not

@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/invoicehub/invoicehub/schemas/stage"
+	"github.com/invoicehub/invoicehub/internal/stage"
 )
 
 // metrics counts webhook outcomes per provider and source and times them.

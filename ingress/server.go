@@ -30,9 +30,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/internal/tracing"
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/subject"
-	"github.com/invoicehub/invoicehub/schemas/tracing"
 )
 
 // Options tune a Server. Zero values mean the defaults.

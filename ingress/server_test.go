@@ -11,16 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/invoicehub/invoicehub/schemas/subject"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/stage"
+	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas/ce"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stage"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 )
 
 const testSecret = "qonto-acme-secret-ABC123"
@@ -41,7 +43,7 @@ func newFixture(t *testing.T, opts Options, sources ...Source) *fixture {
 	t.Helper()
 	srv := jstest.Run(t)
 	nc, js := srv.Connect(t)
-	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{srv: srv, nc: nc, js: js, reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}}
@@ -92,7 +94,7 @@ func signed(body []byte, secret string) http.Header {
 }
 
 func (f *fixture) stored(t *testing.T) []*jetstream.RawStreamMsg {
-	return jstest.Messages(t, f.js, stream.Webhooks)
+	return jstest.Messages(t, f.js, subject.WebhooksStream)
 }
 
 func TestAcceptsSignedWebhookByteForByte(t *testing.T) {

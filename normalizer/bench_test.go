@@ -6,13 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/invoicehub/invoicehub/schemas/subject"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas/ce"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
-	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
 const (
@@ -28,7 +30,7 @@ const (
 func BenchmarkNormalizerVsPassThrough(b *testing.B) {
 	_, js := jstest.Run(b).Connect(b)
 	ctx := context.Background()
-	if err := stream.Ensure(ctx, js, stream.Config{}); err != nil {
+	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
 		b.Fatal(err)
 	}
 	cfg := Config{Concurrency: benchConcurrency}
@@ -36,7 +38,7 @@ func BenchmarkNormalizerVsPassThrough(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	passCfg := consume.Config{Stage: "bench", ID: "passthrough", Stream: stream.Webhooks, Concurrency: benchConcurrency}
+	passCfg := consume.Config{Stage: "bench", ID: "passthrough", Stream: subject.WebhooksStream, Concurrency: benchConcurrency}
 	passThrough := func(ctx context.Context, d consume.Delivery) error {
 		msg := &nats.Msg{Subject: "invoices.v1.passthrough.bench.acme", Header: nats.Header{}, Data: d.Data}
 		for k, v := range d.Header {
@@ -71,7 +73,7 @@ func BenchmarkNormalizerVsPassThrough(b *testing.B) {
 	// JetStream writes per second on each side: the pass-through writes one
 	// message per raw event; the normalizer writes its canonical events and
 	// one state per raw event.
-	s, err := js.Stream(ctx, stream.Invoices)
+	s, err := js.Stream(ctx, subject.InvoicesStream)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,7 +97,7 @@ func timeToDrain(b *testing.B, js jetstream.JetStream, durable string, run func(
 	start := time.Now()
 	go func() { done <- run(ctx) }()
 	for {
-		c, err := js.Consumer(ctx, stream.Webhooks, durable)
+		c, err := js.Consumer(ctx, subject.WebhooksStream, durable)
 		if err == nil {
 			if info, err := c.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0 {
 				break

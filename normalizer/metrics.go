@@ -3,7 +3,7 @@ package normalizer
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/invoicehub/invoicehub/schemas/stage"
+	"github.com/invoicehub/invoicehub/internal/stage"
 )
 
 type metrics struct {

@@ -12,14 +12,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/stage"
+	"github.com/invoicehub/invoicehub/internal/tracing"
 	"github.com/invoicehub/invoicehub/normalizer/mapper"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
-	"github.com/invoicehub/invoicehub/schemas/stage"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/schemas/subject"
-	"github.com/invoicehub/invoicehub/schemas/tracing"
-	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
 // ConsumerID names the normalizer's durable consumer (normalizer-default)
@@ -43,7 +42,7 @@ type Config struct {
 // ConsumeConfig returns the consumer configuration of the normalizer.
 func (c Config) ConsumeConfig() consume.Config {
 	return consume.Config{
-		Stage: "normalizer", ID: ConsumerID, Stream: stream.Webhooks,
+		Stage: "normalizer", ID: ConsumerID, Stream: subject.WebhooksStream,
 		FilterSubjects: []string{subject.WebhooksRoot + ".>", subject.Replay("normalizer", ConsumerID)},
 		Concurrency:    c.Concurrency, MaxAttempts: c.MaxAttempts, Backoff: c.Backoff,
 	}

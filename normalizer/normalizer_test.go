@@ -14,12 +14,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/schemas/subject"
-	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -27,7 +27,7 @@ var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: 
 func newJetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
 	_, js := jstest.Run(t).Connect(t)
-	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	return js
@@ -83,7 +83,7 @@ func runNormalizer(t *testing.T, js jetstream.JetStream, concurrency int) (stop 
 func drained(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
 	jstest.Eventually(t, 10*time.Second, "WEBHOOKS consumed", func() bool {
-		c, err := js.Consumer(t.Context(), stream.Webhooks, Config{}.ConsumeConfig().Durable())
+		c, err := js.Consumer(t.Context(), subject.WebhooksStream, Config{}.ConsumeConfig().Durable())
 		if err != nil {
 			return false
 		}
@@ -107,10 +107,10 @@ func TestEveryFailureClassIsDeadLetteredAndTheStreamFlows(t *testing.T) {
 
 	// created, updated; then updated, status_changed, sent, payment_received, paid.
 	jstest.Eventually(t, 5*time.Second, "7 canonical events and 5 dead letters", func() bool {
-		return jstest.Count(t, js, stream.Invoices) == 7 && jstest.Count(t, js, stream.DLQ) == 5
+		return jstest.Count(t, js, subject.InvoicesStream) == 7 && jstest.Count(t, js, subject.DLQStream) == 5
 	})
 	want := map[string]string{"1": "malformed_json", "3": "unknown_event_type", "4": "unmappable", "5": "unknown_provider", "6": "not_cloudevent"}
-	for _, m := range jstest.Messages(t, js, stream.DLQ) {
+	for _, m := range jstest.Messages(t, js, subject.DLQStream) {
 		seq := m.Header.Get(consume.HeaderStreamSeq)
 		if m.Subject != "dlq.normalizer.default" || m.Header.Get(consume.HeaderErrorClass) != want[seq] || m.Header.Get(consume.HeaderReason) == "" {
 			t.Errorf("dead letter of raw seq %s: %s %v", seq, m.Subject, m.Header)
@@ -129,14 +129,14 @@ func TestRenormalizingHistoryPublishesNothingNew(t *testing.T) {
 	stop := runNormalizer(t, js, 1)
 	drained(t, js)
 	stop()
-	before := jstest.Count(t, js, stream.Invoices)
+	before := jstest.Count(t, js, subject.InvoicesStream)
 	// A fresh consumer re-reads the whole history.
-	if err := js.DeleteConsumer(t.Context(), stream.Webhooks, Config{}.ConsumeConfig().Durable()); err != nil {
+	if err := js.DeleteConsumer(t.Context(), subject.WebhooksStream, Config{}.ConsumeConfig().Durable()); err != nil {
 		t.Fatal(err)
 	}
 	runNormalizer(t, js, 1)
 	drained(t, js)
-	if after := jstest.Count(t, js, stream.Invoices); after != before || before != 7 {
+	if after := jstest.Count(t, js, subject.InvoicesStream); after != before || before != 7 {
 		t.Fatalf("INVOICES held %d events, %d after re-normalizing", before, after)
 	}
 }
@@ -162,14 +162,14 @@ func TestOutOfOrder(t *testing.T) {
 	if st.Invoice.Status != schemas.StatusPaid || st.Invoice.RemoteUpdatedAt.Format(time.RFC3339) != "2022-03-04T15:58:30Z" {
 		t.Fatalf("stored state regressed: %s at %v", st.Invoice.Status, st.Invoice.RemoteUpdatedAt)
 	}
-	for _, m := range jstest.Messages(t, js, stream.Invoices) {
+	for _, m := range jstest.Messages(t, js, subject.InvoicesStream) {
 		var d schemas.EventData
 		json.Unmarshal(m.Data, &d)
 		if d.Invoice.Status != schemas.StatusPaid {
 			t.Errorf("published a %s event with status %s", d.Event.Kind, d.Invoice.Status)
 		}
 	}
-	if n := jstest.Count(t, js, stream.Invoices); n != 5 {
+	if n := jstest.Count(t, js, subject.InvoicesStream); n != 5 {
 		t.Fatalf("INVOICES holds %d events, want the 5 of t2", n)
 	}
 }
@@ -201,7 +201,7 @@ func TestReplicasDoNotClobber(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	var newestPublished bool
-	for _, m := range jstest.Messages(t, js, stream.Invoices) {
+	for _, m := range jstest.Messages(t, js, subject.InvoicesStream) {
 		if m.Header.Get("ce-type") != schemas.KindUpdated.EventType() {
 			continue
 		}
@@ -226,8 +226,8 @@ func TestReplicasDoNotClobber(t *testing.T) {
 func TestRedeliveryAfterStateStoredRepublishes(t *testing.T) {
 	js := newJetStream(t)
 	publishFixture(t, js, "testdata/raw/qonto/created-draft.json")
-	raw := jstest.Messages(t, js, stream.Webhooks)[0]
-	d := consume.Delivery{Subject: raw.Subject, Header: raw.Header, Data: raw.Data, Stream: stream.Webhooks, Sequence: raw.Sequence, Attempt: 2}
+	raw := jstest.Messages(t, js, subject.WebhooksStream)[0]
+	d := consume.Delivery{Subject: raw.Subject, Header: raw.Header, Data: raw.Data, Stream: subject.WebhooksStream, Sequence: raw.Sequence, Attempt: 2}
 	n, err := New(t.Context(), js, Config{}, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +260,7 @@ func TestRedeliveryAfterStateStoredRepublishes(t *testing.T) {
 func eventIDs(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
 	var ids []string
-	for _, m := range jstest.Messages(t, js, stream.Invoices) {
+	for _, m := range jstest.Messages(t, js, subject.InvoicesStream) {
 		ids = append(ids, m.Header.Get("ce-id"))
 	}
 	return ids

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/invoicehub/invoicehub/schemas/subject"
+
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/invoicehub/invoicehub/schemas/stream"
-	"github.com/invoicehub/invoicehub/sinks/consume"
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/streams"
 )
 
 // ReplayRange selects raw events in WEBHOOKS: from a time or a stream
@@ -36,7 +38,7 @@ type ReplayStats struct {
 // them from the live run).
 func (n *Normalizer) Replay(ctx context.Context, r ReplayRange) (ReplayStats, error) {
 	stats := ReplayStats{Outcomes: map[string]int{}}
-	s, err := n.js.Stream(ctx, stream.Webhooks)
+	s, err := n.js.Stream(ctx, subject.WebhooksStream)
 	if err != nil {
 		return stats, fmt.Errorf("normalizer: replay: %w", err)
 	}
@@ -51,7 +53,7 @@ func (n *Normalizer) Replay(ctx context.Context, r ReplayRange) (ReplayStats, er
 	case r.FromSeq > 0:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.FromSeq
 	}
-	err = stream.Read(ctx, n.js, stream.Webhooks, cfg, func(m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+	err = streams.Read(ctx, n.js, subject.WebhooksStream, cfg, func(m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		if meta.Sequence.Stream > last {
 			return false, nil
 		}

@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/schemas/subject"
+
+	"github.com/invoicehub/invoicehub/internal/jstest"
 )
 
 func TestReplay(t *testing.T) {
@@ -43,7 +44,7 @@ func TestReplay(t *testing.T) {
 			if stats.Read != tt.read || !maps.Equal(stats.Outcomes, tt.outcomes) {
 				t.Fatalf("read %d %v, want %d %v", stats.Read, stats.Outcomes, tt.read, tt.outcomes)
 			}
-			if got := jstest.Count(t, js, stream.Invoices); got != tt.invoices {
+			if got := jstest.Count(t, js, subject.InvoicesStream); got != tt.invoices {
 				t.Fatalf("INVOICES holds %d, want %d", got, tt.invoices)
 			}
 		})

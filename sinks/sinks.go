@@ -23,12 +23,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/tracing"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/schemas/subject"
-	"github.com/invoicehub/invoicehub/schemas/tracing"
-	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
 // Event is a canonical event handed to a sink.
@@ -180,7 +179,7 @@ func (s Spec) FilterSubjects() []string {
 // ConsumeConfig returns the consumer configuration for the spec.
 func (s Spec) ConsumeConfig() consume.Config {
 	return consume.Config{
-		Stage: "sink", ID: s.ID, Stream: stream.Invoices, FilterSubjects: s.FilterSubjects(),
+		Stage: "sink", ID: s.ID, Stream: subject.InvoicesStream, FilterSubjects: s.FilterSubjects(),
 		Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts, Backoff: s.Backoff,
 	}
 }

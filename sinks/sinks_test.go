@@ -14,10 +14,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/schemas/subject"
 	"github.com/invoicehub/invoicehub/sinks"
 	"github.com/invoicehub/invoicehub/sinks/file"
@@ -102,7 +102,7 @@ func (r *recordingSink) count() int {
 
 func TestRunDeliversAndDeadLettersGarbage(t *testing.T) {
 	_, js := jstest.Run(t).Connect(t)
-	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	rec := &recordingSink{}
@@ -124,7 +124,7 @@ func TestRunDeliversAndDeadLettersGarbage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dlq, _ := js.Stream(t.Context(), stream.DLQ)
+	dlq, _ := js.Stream(t.Context(), subject.DLQStream)
 	jstest.Eventually(t, 5*time.Second, "paid event delivered and garbage dead-lettered", func() bool {
 		info, err := dlq.Info(t.Context())
 		return err == nil && info.State.Msgs == 1 && rec.count() == 1

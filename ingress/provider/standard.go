@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/invoicehub/invoicehub/schemas/standardwebhooks"
+	"github.com/invoicehub/invoicehub/internal/standardwebhooks"
 )
 
 // Standard Webhooks v1 (the format: package schemas/standardwebhooks), also

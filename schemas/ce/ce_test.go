@@ -18,8 +18,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/schemas"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/schemas/subject"
 )
 
@@ -63,38 +61,6 @@ func TestRawRoundTripKeepsBodyBytes(t *testing.T) {
 	}
 	if !bytes.Equal(back.Data(), oddBody) || back.ID() != "e-1" || StringExtension(back, ExtVerifiedKey) != "1" {
 		t.Fatalf("decoded %v with body %q", back, back.Data())
-	}
-}
-
-func TestPublishDeduplicatesAndKeepsBytes(t *testing.T) {
-	_, js := jstest.Run(t).Connect(t)
-	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	e, err := NewRaw(rawEvent(t, "e-dup", oddBody))
-	if err != nil {
-		t.Fatal(err)
-	}
-	subj := subject.Webhook("qonto", "acme")
-	first, err := Publish(t.Context(), js, subj, e)
-	if err != nil || first.Duplicate {
-		t.Fatalf("first publish: %+v %v", first, err)
-	}
-	second, err := Publish(t.Context(), js, subj, e)
-	if err != nil || !second.Duplicate || second.Sequence != first.Sequence {
-		t.Fatalf("second publish: %+v %v", second, err)
-	}
-	s, _ := js.Stream(t.Context(), stream.Webhooks)
-	stored, err := s.GetMsg(t.Context(), first.Sequence)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(stored.Data, oddBody) {
-		t.Fatalf("stored body changed: %q", stored.Data)
-	}
-	info, _ := s.Info(t.Context())
-	if info.State.Msgs != 1 {
-		t.Fatalf("stream holds %d messages, want 1", info.State.Msgs)
 	}
 }
 

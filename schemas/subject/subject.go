@@ -1,4 +1,5 @@
-// Package subject builds the NATS subjects of invoicehub's wire contract:
+// Package subject names the JetStream streams and builds the NATS subjects
+// of invoicehub's wire contract:
 //
 //	webhooks.<provider>.<source>                 raw webhooks (stream WEBHOOKS)
 //	invoices.v1.<kind>.<provider>.<source>       canonical events (stream INVOICES)
@@ -15,7 +16,14 @@ import (
 	"strings"
 )
 
-// Roots of the three subject spaces.
+// Stream names.
+const (
+	WebhooksStream = "WEBHOOKS" // raw webhooks, body byte-for-byte (the archive)
+	InvoicesStream = "INVOICES" // canonical invoice events
+	DLQStream      = "DLQ"      // dead letters with their reason
+)
+
+// Roots of the subject spaces.
 const (
 	WebhooksRoot = "webhooks"
 	InvoicesRoot = "invoices.v1"

@@ -31,10 +31,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/invoicehub/invoicehub/schemas/standardwebhooks"
-	"github.com/invoicehub/invoicehub/schemas/tracing"
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/standardwebhooks"
+	"github.com/invoicehub/invoicehub/internal/tracing"
 	"github.com/invoicehub/invoicehub/sinks"
-	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
 // ErrPrivateTarget is returned for a target on a loopback, private,

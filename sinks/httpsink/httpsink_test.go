@@ -15,14 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/deadletter"
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/schemas/subject"
 	"github.com/invoicehub/invoicehub/sinks"
-	"github.com/invoicehub/invoicehub/sinks/consume"
-	"github.com/invoicehub/invoicehub/sinks/deadletter"
 	"github.com/invoicehub/invoicehub/sinks/sinktest"
 )
 
@@ -182,7 +182,7 @@ func run(t *testing.T, s sinks.Sink) (*jstest.Server, sinks.Spec) {
 	t.Helper()
 	srv := jstest.Run(t)
 	_, js := srv.Connect(t)
-	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	spec := sinks.Spec{ID: "crm", Type: "http", MaxAttempts: 6, Backoff: consume.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}}

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/money"
 	"github.com/invoicehub/invoicehub/sinks"
-	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
 // Harness gives the suite a sink and a view of its effects.

@@ -12,7 +12,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
-	"github.com/invoicehub/invoicehub/sinks/consume"
+	"github.com/invoicehub/invoicehub/internal/consume"
 )
 
 // dialect is what differs between PostgreSQL and SQLite.

@@ -31,9 +31,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/sinks"
-	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
 //go:embed migrations

@@ -12,15 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/invoicehub/invoicehub/schemas/subject"
+
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
-	"github.com/invoicehub/invoicehub/schemas/jstest"
 	"github.com/invoicehub/invoicehub/schemas/money"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/sinks"
-	"github.com/invoicehub/invoicehub/sinks/consume"
 	"github.com/invoicehub/invoicehub/sinks/sinktest"
 )
 
@@ -203,7 +205,7 @@ func TestRedeliveriesThroughJetStream(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			s := open(t, b)
 			_, js := jstest.Run(t).Connect(t)
-			if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+			if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
 				t.Fatal(err)
 			}
 			const invoices, versions = 100, 10
@@ -236,7 +238,7 @@ func TestRedeliveriesThroughJetStream(t *testing.T) {
 			go func() { done <- sinks.Run(ctx, js, spec, s, slog.New(slog.DiscardHandler)) }()
 			t.Cleanup(func() { cancel(); <-done })
 			jstest.Eventually(t, 60*time.Second, "all 1,100 deliveries settled", func() bool {
-				c, err := js.Consumer(t.Context(), stream.Invoices, "sink-sql")
+				c, err := js.Consumer(t.Context(), subject.InvoicesStream, "sink-sql")
 				if err != nil {
 					return false
 				}
@@ -254,7 +256,7 @@ func TestRedeliveriesThroughJetStream(t *testing.T) {
 					t.Fatalf("inv-%03d at total %s, want version %d", i, total, versions)
 				}
 			}
-			if jstest.Count(t, js, stream.DLQ) != 0 {
+			if jstest.Count(t, js, subject.DLQStream) != 0 {
 				t.Fatal("dead letters")
 			}
 		})

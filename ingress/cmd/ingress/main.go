@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/invoicehub/invoicehub/ingress"
-	"github.com/invoicehub/invoicehub/schemas/stage"
+	"github.com/invoicehub/invoicehub/internal/stage"
 )
 
 func main() { stage.Main(run) }

@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/normalizer"
-	"github.com/invoicehub/invoicehub/schemas/stage"
 )
 
 func main() { stage.Main(run) }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/invoicehub/invoicehub/schemas/stage"
+	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/sinks"
 	"github.com/invoicehub/invoicehub/sinks/builtin"
 )

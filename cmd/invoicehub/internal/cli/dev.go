@@ -22,9 +22,9 @@ import (
 
 	"github.com/invoicehub/invoicehub/ingress"
 	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/internal/stage"
+	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/normalizer"
-	"github.com/invoicehub/invoicehub/schemas/stage"
-	"github.com/invoicehub/invoicehub/schemas/stream"
 	"github.com/invoicehub/invoicehub/sinks"
 	"github.com/invoicehub/invoicehub/sinks/builtin"
 )
@@ -118,7 +118,7 @@ func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (d *dev, err
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := stream.Ensure(ctx, js, stream.Config{}); err != nil {
+	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()

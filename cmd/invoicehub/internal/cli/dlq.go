@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/invoicehub/invoicehub/sinks/deadletter"
+	"github.com/invoicehub/invoicehub/internal/deadletter"
 )
 
 const dlqUsage = `usage: invoicehub dlq [-nats URL] <command>

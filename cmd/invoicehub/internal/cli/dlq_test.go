@@ -5,11 +5,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/invoicehub/invoicehub/schemas/subject"
+
 	"github.com/nats-io/nats.go"
 
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
-	"github.com/invoicehub/invoicehub/sinks/consume"
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/streams"
 )
 
 func run(t *testing.T, args ...string) (string, int) {
@@ -22,7 +24,7 @@ func run(t *testing.T, args ...string) (string, int) {
 func TestDLQCommands(t *testing.T) {
 	srv := jstest.Run(t)
 	_, js := srv.Connect(t)
-	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []string{"crm", "crm", "archive"} {
@@ -58,7 +60,7 @@ func TestDLQCommands(t *testing.T) {
 			}
 		}
 	}
-	inv, _ := js.Stream(t.Context(), stream.Invoices)
+	inv, _ := js.Stream(t.Context(), subject.InvoicesStream)
 	if m, err := inv.GetLastMsgForSubject(t.Context(), "replay.sink.crm"); err != nil || string(m.Data) != `{"to":"crm"}` {
 		t.Fatalf("replayed message: %v %v", m, err)
 	}

@@ -18,9 +18,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas/subject"
-	"github.com/invoicehub/invoicehub/sinks/consume"
 )
 
 // Letter is one dead letter.
@@ -67,7 +67,7 @@ var ErrNotFound = errors.New("deadletter: no such dead letter")
 // List returns the dead letters f selects, oldest first.
 func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]Letter, error) {
 	var out []Letter
-	err := stream.Read(ctx, js, stream.DLQ, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}},
+	err := streams.Read(ctx, js, subject.DLQStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}},
 		func(m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 			out = append(out, letter(m.Subject(), meta.Sequence.Stream, meta.Timestamp, m.Headers(), m.Data()))
 			return true, nil
@@ -89,7 +89,7 @@ func letter(subj string, seq uint64, at time.Time, h nats.Header, data []byte) L
 
 // Get returns the dead letter at seq.
 func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error) {
-	s, err := js.Stream(ctx, stream.DLQ)
+	s, err := js.Stream(ctx, subject.DLQStream)
 	if err != nil {
 		return Letter{}, fmt.Errorf("deadletter: %w", err)
 	}
@@ -131,7 +131,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, seq uint64) error {
 // Purge removes the dead letters f selects (all of them with an empty
 // filter) and returns how many.
 func Purge(ctx context.Context, js jetstream.JetStream, f Filter) (uint64, error) {
-	s, err := js.Stream(ctx, stream.DLQ)
+	s, err := js.Stream(ctx, subject.DLQStream)
 	if err != nil {
 		return 0, fmt.Errorf("deadletter: %w", err)
 	}
@@ -155,7 +155,7 @@ func Remove(ctx context.Context, js jetstream.JetStream, seq uint64) error {
 }
 
 func remove(ctx context.Context, js jetstream.JetStream, seq uint64) error {
-	s, err := js.Stream(ctx, stream.DLQ)
+	s, err := js.Stream(ctx, subject.DLQStream)
 	if err != nil {
 		return fmt.Errorf("deadletter: %w", err)
 	}

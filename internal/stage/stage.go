@@ -37,8 +37,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/invoicehub/invoicehub/schemas/stream"
-	"github.com/invoicehub/invoicehub/schemas/tracing"
+	"github.com/invoicehub/invoicehub/internal/streams"
+	"github.com/invoicehub/invoicehub/internal/tracing"
 )
 
 // Config is the environment every stage reads.
@@ -50,7 +50,7 @@ type Config struct {
 	LogLevel         slog.Level
 	LogJSON          bool
 	MetricsAddr      string
-	Streams          stream.Config
+	Streams          streams.Config
 	ShutdownGrace    time.Duration
 }
 
@@ -67,7 +67,7 @@ func Load(getenv Env) (Config, error) {
 		NATSUser:         p.String("INVOICEHUB_NATS_USER", ""),
 		NATSPasswordFile: p.String("INVOICEHUB_NATS_PASSWORD_FILE", ""),
 		MetricsAddr:      p.String("INVOICEHUB_METRICS_ADDR", ":9090"),
-		Streams: stream.Config{
+		Streams: streams.Config{
 			Replicas:        p.Int("INVOICEHUB_STREAM_REPLICAS", 1, 1, 5),
 			DuplicateWindow: p.Duration("INVOICEHUB_DUPLICATE_WINDOW", 2*time.Minute),
 		},
@@ -189,10 +189,10 @@ const ensureWait = time.Minute
 
 // ensureStreams creates or updates the streams, retrying while JetStream
 // is not ready yet.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg stream.Config, log *slog.Logger) error {
+func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg streams.Config, log *slog.Logger) error {
 	deadline := time.Now().Add(ensureWait)
 	for {
-		err := stream.Ensure(ctx, js, cfg)
+		err := streams.Ensure(ctx, js, cfg)
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/invoicehub/invoicehub/schemas/subject"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
-	"github.com/invoicehub/invoicehub/sinks/consume"
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/streams"
 )
 
 func deadLetter(t *testing.T, js jetstream.JetStream, stage, consumer, body string) {
@@ -22,7 +24,7 @@ func deadLetter(t *testing.T, js jetstream.JetStream, stage, consumer, body stri
 
 func TestListShowReplayPurge(t *testing.T) {
 	_, js := jstest.Run(t).Connect(t)
-	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	deadLetter(t, js, "sink", "crm", "a")
@@ -56,7 +58,7 @@ func TestListShowReplayPurge(t *testing.T) {
 	if err := Replay(t.Context(), js, 1); err != nil {
 		t.Fatal(err)
 	}
-	inv, _ := js.Stream(t.Context(), stream.Invoices)
+	inv, _ := js.Stream(t.Context(), subject.InvoicesStream)
 	m, err := inv.GetLastMsgForSubject(t.Context(), "replay.sink.crm")
 	if err != nil || string(m.Data) != "a" || m.Header.Get("ce-id") != "a" || m.Header.Get(consume.HeaderErrorClass) != "" {
 		t.Fatalf("replayed message %v %v", m, err)

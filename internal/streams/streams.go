@@ -1,5 +1,5 @@
-// Package stream declares invoicehub's JetStream streams and creates or
-// updates them idempotently.
+// Package streams configures invoicehub's JetStream streams (named in the
+// contract, package subject) and creates or updates them idempotently.
 //
 //	WEBHOOKS  webhooks.>     raw webhooks, body byte-for-byte (the archive)
 //	          replay.normalizer.>  dead letters sent back to the normalizer
@@ -9,9 +9,10 @@
 //
 // All three use file storage and limits retention; WEBHOOKS and INVOICES
 // drop a repeated Nats-Msg-Id inside the duplicate window.
-package stream
+package streams
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,13 +21,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/schemas/subject"
-)
-
-// Stream names.
-const (
-	Webhooks = "WEBHOOKS"
-	Invoices = "INVOICES"
-	DLQ      = "DLQ"
 )
 
 // Config sizes the streams. The zero value of a field means its default.
@@ -48,20 +42,12 @@ type Config struct {
 const day = 24 * time.Hour
 
 func (c Config) withDefaults() Config {
-	c.Replicas = cmp(c.Replicas, 1)
-	c.DuplicateWindow = cmp(c.DuplicateWindow, 2*time.Minute)
-	c.WebhooksMaxAge = cmp(c.WebhooksMaxAge, 30*day)
-	c.InvoicesMaxAge = cmp(c.InvoicesMaxAge, 30*day)
-	c.DLQMaxAge = cmp(c.DLQMaxAge, 90*day)
+	c.Replicas = cmp.Or(c.Replicas, 1)
+	c.DuplicateWindow = cmp.Or(c.DuplicateWindow, 2*time.Minute)
+	c.WebhooksMaxAge = cmp.Or(c.WebhooksMaxAge, 30*day)
+	c.InvoicesMaxAge = cmp.Or(c.InvoicesMaxAge, 30*day)
+	c.DLQMaxAge = cmp.Or(c.DLQMaxAge, 90*day)
 	return c
-}
-
-func cmp[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 func (c Config) storage() jetstream.StorageType {
@@ -76,7 +62,7 @@ func (c Config) Configs() []jetstream.StreamConfig {
 	c = c.withDefaults()
 	return []jetstream.StreamConfig{
 		{
-			Name:        Webhooks,
+			Name:        subject.WebhooksStream,
 			Description: "invoicehub raw webhooks, body byte-for-byte as received",
 			Subjects:    []string{subject.WebhooksRoot + ".>", subject.ReplayRoot + ".normalizer.>"},
 			Retention:   jetstream.LimitsPolicy,
@@ -87,7 +73,7 @@ func (c Config) Configs() []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 		},
 		{
-			Name:        Invoices,
+			Name:        subject.InvoicesStream,
 			Description: "invoicehub canonical invoice events",
 			Subjects:    []string{subject.InvoicesRoot + ".>", subject.ReplayRoot + ".sink.>"},
 			Retention:   jetstream.LimitsPolicy,
@@ -98,7 +84,7 @@ func (c Config) Configs() []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 		},
 		{
-			Name:        DLQ,
+			Name:        subject.DLQStream,
 			Description: "invoicehub dead letters: the original message and why it failed",
 			Subjects:    []string{subject.DLQRoot + ".>"},
 			Retention:   jetstream.LimitsPolicy,

@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/invoicehub/invoicehub/schemas/subject"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/invoicehub/invoicehub/schemas/jstest"
-	"github.com/invoicehub/invoicehub/schemas/stream"
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/streams"
 )
 
 var testLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -30,7 +32,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	srv := jstest.Run(t)
 	_, js := srv.Connect(t)
-	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	return &fixture{js: js, srv: srv}
@@ -48,7 +50,7 @@ func (f *fixture) publish(t *testing.T, id string) uint64 {
 
 func testConfig(id string) Config {
 	return Config{
-		Stage: "sink", ID: id, Stream: stream.Invoices, Concurrency: 2, MaxAttempts: 3,
+		Stage: "sink", ID: id, Stream: subject.InvoicesStream, Concurrency: 2, MaxAttempts: 3,
 		AckWait: 2 * time.Second, AttemptTimeout: 5 * time.Second,
 		Backoff: Backoff{Base: 10 * time.Millisecond, Max: 40 * time.Millisecond},
 	}
@@ -80,7 +82,7 @@ func (f *fixture) start(t *testing.T, cfg Config, h Handler) (stop func()) {
 func (f *fixture) deadLetters(t *testing.T, subj string) []*jetstream.RawStreamMsg {
 	t.Helper()
 	var out []*jetstream.RawStreamMsg
-	for _, m := range jstest.Messages(t, f.js, stream.DLQ) {
+	for _, m := range jstest.Messages(t, f.js, subject.DLQStream) {
 		if m.Subject == subj {
 			out = append(out, m)
 		}
@@ -90,7 +92,7 @@ func (f *fixture) deadLetters(t *testing.T, subj string) []*jetstream.RawStreamM
 
 func (f *fixture) pending(t *testing.T, durable string) (ackPending int, numPending uint64) {
 	t.Helper()
-	c, err := f.js.Consumer(t.Context(), stream.Invoices, durable)
+	c, err := f.js.Consumer(t.Context(), subject.InvoicesStream, durable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +108,7 @@ func TestSuccessAcks(t *testing.T) {
 	var calls atomic.Int32
 	cfg := testConfig("ok")
 	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
-		if string(d.Data) != d.Header.Get("ce-id") || d.Stream != stream.Invoices || d.Attempt != 1 {
+		if string(d.Data) != d.Header.Get("ce-id") || d.Stream != subject.InvoicesStream || d.Attempt != 1 {
 			return Permanent(fmt.Errorf("bad delivery %+v", d))
 		}
 		calls.Add(1)
@@ -172,7 +174,7 @@ func TestPermanentGoesToDLQAndStreamFlows(t *testing.T) {
 	})
 	dl := f.deadLetters(t, cfg.DeadLetterSubject())[0]
 	want := map[string]string{
-		HeaderErrorClass: ClassPermanent, HeaderAttempts: "1", HeaderStream: stream.Invoices,
+		HeaderErrorClass: ClassPermanent, HeaderAttempts: "1", HeaderStream: subject.InvoicesStream,
 		HeaderStreamSeq: strconv.FormatUint(badSeq, 10), HeaderSubject: "invoices.v1.paid.qonto.acme",
 		HeaderConsumer: "sink-perm", "ce-id": "bad",
 	}

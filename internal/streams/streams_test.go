@@ -1,0 +1,106 @@
+package streams
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/schemas/ce"
+	"github.com/invoicehub/invoicehub/schemas/subject"
+)
+
+func runJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	_, js := jstest.Run(t).Connect(t)
+	return js
+}
+
+func TestEnsureIsIdempotentAndApplies(t *testing.T) {
+	js := runJetStream(t)
+	cfg := Config{DuplicateWindow: 5 * time.Minute, WebhooksMaxAge: 7 * day}
+	for range 2 {
+		if err := Ensure(t.Context(), js, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, subject string
+		maxAge        time.Duration
+	}{
+		{subject.WebhooksStream, "webhooks.qonto.acme", 7 * day},
+		{subject.InvoicesStream, "invoices.v1.paid.qonto.acme", 30 * day},
+		{subject.DLQStream, "dlq.sink.file", 90 * day},
+		{subject.WebhooksStream, "replay.normalizer.default", 7 * day},
+		{subject.InvoicesStream, "replay.sink.file", 30 * day},
+	}
+	for _, tt := range tests {
+		s, err := js.Stream(t.Context(), tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := s.CachedInfo()
+		if info.Config.Storage != jetstream.FileStorage || info.Config.Duplicates != 5*time.Minute || info.Config.MaxAge != tt.maxAge {
+			t.Errorf("%s: storage %v, duplicates %v, max age %v", tt.name, info.Config.Storage, info.Config.Duplicates, info.Config.MaxAge)
+		}
+		name, err := js.StreamNameBySubject(t.Context(), tt.subject)
+		if err != nil || name != tt.name {
+			t.Errorf("subject %s is captured by %q (%v), want %s", tt.subject, name, err, tt.name)
+		}
+	}
+	// Changing the config updates the streams in place.
+	if err := Ensure(t.Context(), js, Config{WebhooksMaxAge: 14 * day}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := js.Stream(t.Context(), subject.WebhooksStream)
+	if got := s.CachedInfo().Config.MaxAge; got != 14*day {
+		t.Fatalf("max age after update = %v", got)
+	}
+}
+
+func TestEnsureReportsImpossibleConfig(t *testing.T) {
+	js := runJetStream(t)
+	// A single server cannot hold three replicas.
+	if err := Ensure(t.Context(), js, Config{Replicas: 3}); err == nil {
+		t.Fatal("Ensure accepted three replicas on one server")
+	}
+}
+
+// An odd but valid body: the archive must keep its exact bytes.
+var oddBody = []byte("{ \"id\" :\"e-1\",\n\t\"amount\": 0.10 , \"name\":\"caf\u00e9 \\u00e9\" }\n")
+
+// TestPublishDeduplicatesAndKeepsBytes: a raw event published twice with
+// the same id is stored once, byte for byte.
+func TestPublishDeduplicatesAndKeepsBytes(t *testing.T) {
+	_, js := jstest.Run(t).Connect(t)
+	if err := Ensure(t.Context(), js, Config{}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := ce.NewRaw(ce.Raw{Provider: "qonto", Source: "acme", Type: "com.qonto.v1.client_invoices", ID: "e-dup", Time: time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC), Body: oddBody})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := subject.Webhook("qonto", "acme")
+	first, err := ce.Publish(t.Context(), js, subj, e)
+	if err != nil || first.Duplicate {
+		t.Fatalf("first publish: %+v %v", first, err)
+	}
+	second, err := ce.Publish(t.Context(), js, subj, e)
+	if err != nil || !second.Duplicate || second.Sequence != first.Sequence {
+		t.Fatalf("second publish: %+v %v", second, err)
+	}
+	s, _ := js.Stream(t.Context(), subject.WebhooksStream)
+	stored, err := s.GetMsg(t.Context(), first.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stored.Data, oddBody) {
+		t.Fatalf("stored body changed: %q", stored.Data)
+	}
+	info, _ := s.Info(t.Context())
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages, want 1", info.State.Msgs)
+	}
+}
