@@ -155,8 +155,9 @@ func (p *devProcess) connect(t *testing.T) jetstream.JetStream {
 	return js
 }
 
+// qontoWebhook is a client invoice in Qonto's documented envelope.
 func qontoWebhook(eventID, invoiceID string, at time.Time) []byte {
-	return []byte(fmt.Sprintf(`{"id":%q,"event_type":"client_invoices.created","created_at":%q,"data":{"id":%q,"number":"INV-E2E","status":"unpaid","currency":"EUR","total_amount":{"value":"120.00","currency":"EUR"},"vat_amount":{"value":"20.00","currency":"EUR"},"issue_date":"2024-03-01","due_date":"2099-03-31"}}`,
+	return []byte(fmt.Sprintf(`{"id":%q,"subscription_id":"5b0c7e4c-1b1d-4c8e-9f3a-6d2e1c0b9a87","organization_id":"8f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b","membership_id":"2a3b4c5d-6e7f-4081-92a3-b4c5d6e7f809","type":"v1/client-invoices","created_at":%q,"data":{"id":%q,"number":"INV-E2E","status":"unpaid","currency":"EUR","total_amount":{"value":"120.00","currency":"EUR"},"vat_amount":{"value":"20.00","currency":"EUR"},"issue_date":"2024-03-01","due_date":"2099-03-31"}}`,
 		eventID, at.UTC().Format(time.RFC3339), invoiceID))
 }
 
@@ -277,24 +278,38 @@ func TestAcceptedWebhookSurvivesKill(t *testing.T) {
 }
 
 // TestSendEveryProviderThroughDev: `invoicehub send <provider>` signs a
-// sample as the provider would; the running pipeline verifies, maps and
-// delivers it, for every provider with a mapper.
+// sample shaped as the provider documents it; the running pipeline
+// verifies, maps and delivers it, for every provider (and Rillet's bills).
 func TestSendEveryProviderThroughDev(t *testing.T) {
 	p := startDev(t, t.TempDir())
-	for _, name := range []string{"qonto", "rillet", "mercoa", "moxie"} {
-		send := exec.Command(filepath.Join(binDir, "invoicehub"), "send", name, "-url", p.httpURL)
+	sends := [][]string{{"qonto"}, {"rillet"}, {"rillet", "-entity", "BILL"}, {"mercoa"}, {"moxie"}, {"standardwebhooks"}}
+	for _, args := range sends {
+		send := exec.Command(filepath.Join(binDir, "invoicehub"), append(append([]string{"send"}, args...), "-url", p.httpURL)...)
 		if out, err := send.CombinedOutput(); err != nil || !strings.Contains(string(out), "200 OK") {
-			t.Fatalf("send %s: %v\n%s", name, err, out)
+			t.Fatalf("send %v: %v\n%s", args, err, out)
 		}
 	}
-	want := map[string]schemas.Direction{"qonto": schemas.DirectionReceivable, "rillet": schemas.DirectionReceivable, "mercoa": schemas.DirectionPayable, "moxie": schemas.DirectionReceivable}
-	jstest.Eventually(t, 10*time.Second, "a created event per provider in the sink", func() bool {
-		created := map[string]bool{}
-		for _, e := range sinkEvents(t, p.sinkFile) {
-			if e.Event.Kind == schemas.KindCreated && e.Invoice.Direction == want[e.Invoice.Provider] && e.Invoice.Totals.Total.String() == "1440.00" {
-				created[e.Invoice.Provider] = true
+	type want struct {
+		provider  string
+		direction schemas.Direction
+		number    string
+	}
+	wants := []want{
+		{"qonto", schemas.DirectionReceivable, "INV-"}, {"rillet", schemas.DirectionReceivable, "INV-"}, {"rillet", schemas.DirectionPayable, "B-"},
+		{"mercoa", schemas.DirectionPayable, "INV-"}, {"moxie", schemas.DirectionReceivable, "M-"}, {"standardwebhooks", schemas.DirectionReceivable, "OWN-"},
+	}
+	jstest.Eventually(t, 10*time.Second, "a created event per sample in the sink", func() bool {
+		found := 0
+		for _, w := range wants {
+			for _, e := range sinkEvents(t, p.sinkFile) {
+				inv := e.Invoice
+				if e.Event.Kind == schemas.KindCreated && inv.Provider == w.provider && inv.Direction == w.direction &&
+					strings.HasPrefix(inv.Number, w.number) && inv.Totals.Total.String() == "1440.00" {
+					found++
+					break
+				}
 			}
 		}
-		return len(created) == len(want)
+		return found == len(wants)
 	})
 }

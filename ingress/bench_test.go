@@ -36,7 +36,7 @@ const (
 
 // benchBody is a ~2.5 KB Qonto webhook with a unique event id.
 func benchBody(id int64) []byte {
-	head := fmt.Sprintf(`{"id":"bench-%d","event_type":"client_invoices.created","created_at":"2024-03-04T15:59:00Z","data":{"id":"inv-%d","currency":"EUR","status":"unpaid","footer":"`, id, id)
+	head := fmt.Sprintf(`{"id":"bench-%d","subscription_id":"5b0c7e4c-1b1d-4c8e-9f3a-6d2e1c0b9a87","organization_id":"8f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b","membership_id":"2a3b4c5d-6e7f-4081-92a3-b4c5d6e7f809","type":"v1/client-invoices","created_at":"2024-03-04T15:59:00Z","data":{"id":"inv-%d","currency":"EUR","status":"unpaid","footer":"`, id, id)
 	pad := benchBodySize - len(head) - len(`"}}`)
 	return []byte(head + strings.Repeat("x", pad) + `"}}`)
 }
@@ -51,7 +51,7 @@ func BenchmarkIngressVsPublish(b *testing.B) {
 	if err := streams.Ensure(context.Background(), js, streams.Config{}); err != nil {
 		b.Fatal(err)
 	}
-	key := provider.NewSecret([]byte("bench-secret"))
+	key := provider.NewSecret([]byte("bench-secret-0123456789abcdef0123"))
 	src := Source{Provider: "qonto", ID: "bench", MaxBody: DefaultMaxBody, Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{key}}}
 	s, err := New(nc, js, []Source{src}, Options{}, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 
 func TestLoadConfig(t *testing.T) {
 	files := map[string]string{"/etc/sources.yaml": "sources:\n  - {provider: qonto, id: acme, secrets: [{env: S}]}\n"}
-	c, err := LoadConfig(getenv(map[string]string{"INVOICEHUB_SOURCES_FILE": "/etc/sources.yaml", "S": "x", "INVOICEHUB_PUBLISH_TIMEOUT": "300ms"}), readFile(files))
+	c, err := LoadConfig(getenv(map[string]string{"INVOICEHUB_SOURCES_FILE": "/etc/sources.yaml", "S": "qonto-secret-of-32-characters-01", "INVOICEHUB_PUBLISH_TIMEOUT": "300ms"}), readFile(files))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 	"github.com/invoicehub/invoicehub/schemas/ce"
 )
 
-const testSecret = "qonto-acme-secret-ABC123"
+const testSecret = "qonto-acme-secret-ABC123-0123456789"
 
 var testNow = time.Date(2024, 3, 4, 16, 0, 0, 0, time.UTC)
 
@@ -53,7 +53,7 @@ func newFixture(t *testing.T, opts Options, sources ...Source) *fixture {
 		sources = []Source{{
 			Provider: "qonto", ID: "acme", MaxBody: 4096,
 			Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{
-				provider.NewSecret([]byte("old-secret")), provider.NewSecret([]byte(testSecret)),
+				provider.NewSecret([]byte("old-secret-0123456789abcdef0123")), provider.NewSecret([]byte(testSecret)),
 			}},
 		}}
 	}
@@ -70,7 +70,8 @@ func newFixture(t *testing.T, opts Options, sources ...Source) *fixture {
 }
 
 func qontoBody(id string) []byte {
-	return []byte(`{"id":"` + id + `","event_type":"client_invoices.created","created_at":"2024-03-04T15:59:00Z","data":{"id":"inv-1"}}`)
+	// Qonto's documented envelope, a client invoice in data.
+	return []byte(`{"id":"` + id + `","subscription_id":"5b0c7e4c-1b1d-4c8e-9f3a-6d2e1c0b9a87","organization_id":"8f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b","membership_id":"2a3b4c5d-6e7f-4081-92a3-b4c5d6e7f809","type":"v1/client-invoices","created_at":"2024-03-04T15:59:00Z","data":{"id":"inv-1","status":"unpaid","currency":"EUR"}}`)
 }
 
 func (f *fixture) post(t *testing.T, path string, header http.Header, body []byte) *http.Response {
@@ -117,7 +118,7 @@ func TestAcceptsSignedWebhookByteForByte(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.ID() != "evt-1" || e.Type() != "com.qonto.client_invoices.created" || e.Source() != "/webhooks/qonto/acme" ||
+	if e.ID() != "evt-1" || e.Type() != "com.qonto.v1/client-invoices" || e.Source() != "/webhooks/qonto/acme" ||
 		ce.StringExtension(e, ce.ExtVerifiedKey) != "1" || ce.StringExtension(e, ce.ExtClockSkewMS) != "0" ||
 		m.Header.Get(jetstream.MsgIDHeader) != "evt-1" || !e.Time().Equal(time.Date(2024, 3, 4, 15, 59, 0, 0, time.UTC)) {
 		t.Fatalf("raw event %s", e)
@@ -183,7 +184,7 @@ func TestRejectsPublishNothing(t *testing.T) {
 		{"wrong method", "GET", "/webhooks/qonto/acme", signed(body, testSecret), nil, 405},
 		{"too large", "POST", "/webhooks/qonto/acme", signed(big, testSecret), big, 413},
 		{"signed but not json", "POST", "/webhooks/qonto/acme", signed([]byte("hello"), testSecret), []byte("hello"), 400},
-		{"signed but no id", "POST", "/webhooks/qonto/acme", signed([]byte(`{"event_type":"x"}`), testSecret), []byte(`{"event_type":"x"}`), 400},
+		{"signed but no id", "POST", "/webhooks/qonto/acme", signed([]byte(`{"type":"v1/client-invoices","data":{}}`), testSecret), []byte(`{"type":"v1/client-invoices","data":{}}`), 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -45,9 +45,10 @@ const (
 //	    header: X-Webhook-Token  # mode header: the header carrying the secret
 //	    user: moxie              # mode basic: the expected user name
 //
-// Modes: rillet base64 (default) or raw key; mercoa standardwebhooks
-// (default), header or basic; moxie bearer (default), basic or header;
-// the others have one. Secrets are references, never inline values.
+// Modes: rillet auto (default: every reading of the token), base64 or raw;
+// mercoa standardwebhooks (default), header or basic; moxie bearer
+// (default), basic or header; the others have one. Secrets are
+// references, never inline values.
 type sourcesFile struct {
 	Sources []struct {
 		Provider  string `yaml:"provider"`
@@ -145,12 +146,12 @@ func ParseSources(r io.Reader, getenv func(string) string, readFile func(string)
 			if !known {
 				continue
 			}
-			key, err := p.Key(mode, raw)
+			secret, err := p.Secret(mode, raw)
 			if err != nil {
 				fail("secrets[%d] (%s): %v", j, ref, err)
 				continue
 			}
-			src.Credentials.Secrets = append(src.Credentials.Secrets, provider.NewSecret(key))
+			src.Credentials.Secrets = append(src.Credentials.Secrets, secret)
 		}
 		out = append(out, src)
 	}

@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"encoding/base64"
 	"os"
 	"strings"
 	"testing"
@@ -20,6 +21,9 @@ func readFile(files map[string]string) func(string) ([]byte, error) {
 	}
 }
 
+// qontoSecret is a secret of the length Qonto's secrets have (32 to 128).
+func qontoSecret(tag string) string { return "qonto-secret-0123456789abcdef-" + tag + "-" + tag }
+
 func TestParseSources(t *testing.T) {
 	yaml := `
 sources:
@@ -35,8 +39,8 @@ sources:
     secrets: [{env: QONTO_BETA}]
 `
 	srcs, err := ParseSources(strings.NewReader(yaml),
-		getenv(map[string]string{"QONTO_ACME": "s1", "QONTO_BETA": "s3"}),
-		readFile(map[string]string{"/run/secrets/old": "s2\n"}))
+		getenv(map[string]string{"QONTO_ACME": qontoSecret("1"), "QONTO_BETA": qontoSecret("3")}),
+		readFile(map[string]string{"/run/secrets/old": qontoSecret("2") + "\n"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +49,7 @@ sources:
 	}
 	a := srcs[0]
 	if a.Provider != "qonto" || a.ID != "acme" || a.MaxBody != 2048 || a.Credentials.Tolerance != 2*time.Minute ||
-		len(a.Credentials.Secrets) != 2 || string(a.Credentials.Secrets[1].Bytes()) != "s2" {
+		len(a.Credentials.Secrets) != 2 || string(a.Credentials.Secrets[1].Bytes()) != qontoSecret("2") {
 		t.Fatalf("source %+v", a)
 	}
 	if b := srcs[1]; b.MaxBody != DefaultMaxBody || b.Credentials.Tolerance != DefaultTolerance {
@@ -100,12 +104,16 @@ sources:
   - {provider: moxie, id: x, mode: basic, user: hooks, secrets: [{env: PLAIN}]}
 `
 	srcs, err := ParseSources(strings.NewReader(yaml), getenv(map[string]string{
-		"RILLET": "c2VjcmV0", "WHSEC": "whsec_c2VjcmV0", "PLAIN": "plain-token",
+		"RILLET": "c2VjcmV0LXJpbGxldC10b2tlbi0xMjM0NTY=", "WHSEC": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "PLAIN": "plain-token-0123456789",
 	}), readFile(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []struct{ mode, key string }{{"base64", "secret"}, {"raw", "c2VjcmV0"}, {"standardwebhooks", "secret"}, {"header", "plain-token"}, {"basic", "plain-token"}}
+	swKey, _ := base64.StdEncoding.DecodeString("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	want := []struct{ mode, key string }{
+		{"auto", "secret-rillet-token-123456"}, {"raw", "c2VjcmV0LXJpbGxldC10b2tlbi0xMjM0NTY="},
+		{"standardwebhooks", string(swKey)}, {"header", "plain-token-0123456789"}, {"basic", "plain-token-0123456789"},
+	}
 	for i, w := range want {
 		c := srcs[i].Credentials
 		if c.Mode != w.mode || string(c.Secrets[0].Bytes()) != w.key {
@@ -124,10 +132,10 @@ sources:
   - {provider: moxie, id: b, mode: header, secrets: [{env: S}]}
   - {provider: moxie, id: c, mode: basic, secrets: [{env: S}]}
   - {provider: moxie, id: d, header: X-Token, secrets: [{env: S}]}
-  - {provider: rillet, id: e, secrets: [{env: NOT_B64}]}
+  - {provider: rillet, id: e, mode: base64, secrets: [{env: NOT_B64}]}
   - {provider: standardwebhooks, id: f, secrets: [{env: NOT_B64}]}
 `
-	_, err := ParseSources(strings.NewReader(yaml), getenv(map[string]string{"S": "x", "NOT_B64": "hunter2!"}), readFile(nil))
+	_, err := ParseSources(strings.NewReader(yaml), getenv(map[string]string{"S": "x", "NOT_B64": "hunter2!hunter2!hunter2!"}), readFile(nil))
 	if err == nil {
 		t.Fatal("accepted")
 	}

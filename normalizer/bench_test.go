@@ -55,7 +55,7 @@ func BenchmarkNormalizerVsPassThrough(b *testing.B) {
 		b.StopTimer()
 		for range benchBatch {
 			next++
-			body := fmt.Sprintf(`{"id":"bench-%d","event_type":"client_invoices.created","created_at":"2024-03-04T15:59:00Z","data":{"id":"inv-%d","number":"B-%d","status":"unpaid","currency":"EUR","total_amount":{"value":"1440.00","currency":"EUR"},"vat_amount":{"value":"240.00","currency":"EUR"},"issue_date":"2024-03-01","due_date":"2024-03-31","client":{"id":"c-1","name":"Client SARL"},"items":[{"title":"Consulting","quantity":"12","unit_price":{"value":"100.00","currency":"EUR"},"vat_rate":"0.2","total_vat":{"value":"240.00","currency":"EUR"},"subtotal":{"value":"1200.00","currency":"EUR"}}]}}`, next, next, next)
+			body := fmt.Sprintf(`{"id":"bench-%d","subscription_id":"5b0c7e4c-1b1d-4c8e-9f3a-6d2e1c0b9a87","organization_id":"8f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b","membership_id":"2a3b4c5d-6e7f-4081-92a3-b4c5d6e7f809","type":"v1/client-invoices","created_at":"2024-03-04T15:59:00Z","data":{"event":"created","id":"inv-%d","number":"B-%d","status":"unpaid","currency":"EUR","total_amount":{"value":"1440.00","currency":"EUR"},"vat_amount":{"value":"240.00","currency":"EUR"},"issue_date":"2024-03-01","due_date":"2024-03-31","client":{"id":"c-1","name":"Client SARL"},"items":[{"title":"Consulting","quantity":"12","unit_price":{"value":"100.00","currency":"EUR"},"vat_rate":"0.2","total_vat":{"value":"240.00","currency":"EUR"},"subtotal":{"value":"1200.00","currency":"EUR"}}]}}`, next, next, next)
 			e, _ := rawEvent(b, "qonto", []byte(body), nil)
 			if _, err := ce.Publish(ctx, js, "webhooks.qonto.acme", *e); err != nil {
 				b.Fatal(err)

@@ -36,6 +36,7 @@ const (
 	OutcomeStale          Outcome = "stale"           // older than the known state: dropped
 	OutcomeDeletedUnknown Outcome = "deleted_unknown" // a deletion of an invoice never seen
 	OutcomeApplied        Outcome = "applied"         // replay: the raw event made the current state
+	OutcomeSkipped        Outcome = "skipped"         // a genuine event that is not about an invoice
 )
 
 // change is the derived result of one raw event.
@@ -145,15 +146,6 @@ func merged(a, b map[string]json.RawMessage) map[string]struct{} {
 		keys[k] = struct{}{}
 	}
 	return keys
-}
-
-// sequence returns the version of a mapped result: the provider's update
-// time, or when the event happened.
-func sequence(res mapper.Result) int64 {
-	if u := res.Invoice.RemoteUpdatedAt; u != nil && res.Action != mapper.ActionDeleted {
-		return u.UnixMicro()
-	}
-	return res.OccurredAt.UnixMicro()
 }
 
 // ErrSchemaViolation classes a canonical event the schema refuses: a bug

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/cloudevents/sdk-go/v2 v2.16.2
+	github.com/go-json-experiment/json v0.0.0-20260820222146-c27c302e5fc3
 	github.com/invoicehub/invoicehub/internal v0.0.0
 	github.com/invoicehub/invoicehub/schemas v0.0.0
 	github.com/nats-io/nats.go v1.55.0

@@ -16,8 +16,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "invoicehub", Subsystem: "normalizer", Name: "raw_events_total",
-			Help: "Raw webhooks normalized, by provider and outcome: published, unchanged, stale, deleted_unknown or an error class.",
-		}, []string{"provider", "outcome"}),
+			Help: "Raw webhooks normalized, by provider and outcome: published, unchanged, stale, deleted_unknown, skipped (with the provider's event type: a genuine event not about an invoice) or an error class.",
+		}, []string{"provider", "outcome", "event_type"}),
 		unknown: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "invoicehub", Subsystem: "normalizer", Name: "unknown_status_total",
 			Help: "Canonical events whose provider status has no mapping (status unknown).",
@@ -34,7 +34,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) outcome(providerName, outcome string) {
-	m.processed.WithLabelValues(providerName, outcome).Inc()
+	m.processed.WithLabelValues(providerName, outcome, "").Inc()
+}
+
+func (m *metrics) skipped(providerName, eventType string) {
+	m.processed.WithLabelValues(providerName, string(OutcomeSkipped), eventType).Inc()
 }
 
 func (m *metrics) unknownStatus(providerName string) {

@@ -78,7 +78,10 @@ func Normalize(raw *event.Event, header nats.Header, ref schemas.RawRef, known *
 // apply derives a mapped raw event against the known state; the canonical
 // events carry traceparent.
 func apply(res mapper.Result, raw *event.Event, known *State, traceparent string) (Output, error) {
-	seq := sequence(res)
+	if res.Action == mapper.ActionSkip {
+		return Output{Outcome: OutcomeSkipped}, nil
+	}
+	seq := res.Version
 	if known != nil && known.RawID == raw.ID() {
 		// This raw event made the last change: derive it again from the
 		// state before it, so its events are published even if a crash

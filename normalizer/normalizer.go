@@ -120,6 +120,11 @@ func (n *Normalizer) normalize(ctx context.Context, raw *event.Event, d consume.
 	if err != nil {
 		return "", n.permanent(providerName, raw.ID(), err)
 	}
+	if res.Action == mapper.ActionSkip {
+		n.metrics.skipped(providerName, res.ProviderEventType)
+		n.log.Debug("not about an invoice: skipped", "provider", providerName, "raw_id", raw.ID(), "event_type", res.ProviderEventType)
+		return OutcomeSkipped, nil
+	}
 	key := stateKey(res.Invoice.ID)
 	// A provider's "created" event is almost always the invoice's first: it
 	// is first tried as a create without reading the state, which saves a

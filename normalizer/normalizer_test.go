@@ -48,6 +48,24 @@ func publishRaw(t *testing.T, js jetstream.JetStream, providerName string, body 
 	}
 }
 
+// qontoEnvelope wraps a client invoice in Qonto's documented envelope.
+func qontoEnvelope(id, createdAt, data string) []byte {
+	return []byte(`{"id":"` + id + `","subscription_id":"5b0c7e4c-1b1d-4c8e-9f3a-6d2e1c0b9a87","organization_id":"8f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b","membership_id":"2a3b4c5d-6e7f-4081-92a3-b4c5d6e7f809","type":"v1/client-invoices","created_at":"` + createdAt + `","data":` + data + `}`)
+}
+
+// publishUnmapped publishes a raw event of a provider with no mapper (one
+// archived before a provider was withdrawn).
+func publishUnmapped(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	e, err := ce.NewRaw(ce.Raw{Provider: "pennylane", Source: "acme", Type: "com.pennylane.invoice.created", ID: "p-1", Time: received, Body: []byte(`{"id":"p-1"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ce.Publish(t.Context(), js, subject.Webhook("pennylane", "acme"), e); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func publishFixture(t *testing.T, js jetstream.JetStream, path string) {
 	t.Helper()
 	p, body, headers := fixture(t, path)
@@ -98,7 +116,7 @@ func TestEveryFailureClassIsDeadLetteredAndTheStreamFlows(t *testing.T) {
 	publishFixture(t, js, "testdata/raw/qonto/created-draft.json")                                                               // seq 2
 	publishFixture(t, js, "testdata/bad/qonto/unknown-event-type.json")                                                          // seq 3
 	publishFixture(t, js, "testdata/bad/qonto/currency-mismatch.json")                                                           // seq 4
-	publishRaw(t, js, "pennylane", []byte(`{"id":"p-1","event_type":"invoice.created"}`), nil)                                   // seq 5
+	publishUnmapped(t, js)                                                                                                       // seq 5
 	if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: "webhooks.qonto.acme", Data: []byte("no headers")}); err != nil { // seq 6
 		t.Fatal(err)
 	}
@@ -183,7 +201,7 @@ func TestReplicasDoNotClobber(t *testing.T) {
 	order := rand.Perm(versions)
 	for _, v := range order {
 		at := time.Date(2024, 1, 1, 0, v, 0, 0, time.UTC).Format(time.RFC3339)
-		body := fmt.Sprintf(`{"id":"evt-%02d","event_type":"client_invoices.updated","created_at":%q,"data":{"id":"race","number":"R-1","status":"unpaid","currency":"EUR","total_amount":{"value":"%d.00","currency":"EUR"}}}`, v, at, 100+v)
+		body := qontoEnvelope(fmt.Sprintf("evt-%02d", v), at, fmt.Sprintf(`{"id":"race","number":"R-1","status":"unpaid","currency":"EUR","total_amount":{"value":"%d.00","currency":"EUR"}}`, 100+v))
 		publishRaw(t, js, "qonto", []byte(body), nil)
 	}
 	runNormalizer(t, js, 4)

@@ -3,6 +3,7 @@ package schemas
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -170,5 +171,49 @@ func TestMarshalRefusesInvalid(t *testing.T) {
 	d := EventData{SchemaVersion: SchemaVersion, Event: EventInfo{Kind: "bogus", OccurredAt: time.Unix(0, 0).UTC()}}
 	if _, err := Marshal(d); err == nil {
 		t.Fatal("Marshal accepted an invalid event")
+	}
+}
+
+// TestCheckRefusesAmountsOffScale: the schema's money pattern accepts any
+// number of decimals; the producer's Check holds settled amounts to the
+// currency's minor unit.
+func TestCheckRefusesAmountsOffScale(t *testing.T) {
+	base, err := os.ReadFile("testdata/events/qonto-paid.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(doc map[string]any)
+	}{
+		{"total 1.234 EUR", func(d map[string]any) { totals(d)["total"] = "1.234" }},
+		{"due 12.5 EUR", func(d map[string]any) { totals(d)["due"] = "12.5" }},
+		{"line net 100 EUR", func(d map[string]any) { invoice(d)["lines"].([]any)[0].(map[string]any)["net_amount"] = "100" }},
+		{"payment 5.000 EUR", func(d map[string]any) { d["payment"] = map[string]any{"amount": "5.000", "currency": "EUR"} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var doc map[string]any
+			if err := json.Unmarshal(base, &doc); err != nil {
+				t.Fatal(err)
+			}
+			tt.mutate(doc)
+			raw, _ := json.Marshal(doc)
+			if err := Validate(raw); err != nil {
+				t.Fatalf("the schema itself refuses it (%v): the test would not show Check", err)
+			}
+			var d EventData
+			if err := json.Unmarshal(raw, &d); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Marshal(d); !errors.Is(err, ErrScale) {
+				t.Fatalf("Marshal = %v, want ErrScale", err)
+			}
+		})
+	}
+	var d EventData
+	json.Unmarshal(base, &d)
+	if err := d.Check(); err != nil {
+		t.Fatalf("the fixture itself: %v", err)
 	}
 }

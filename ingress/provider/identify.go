@@ -12,13 +12,17 @@ import (
 )
 
 // eventTypeSyntax keeps a provider's event type safe inside a CloudEvent
-// type: client_invoices.created, invoice.status.paid...
-var eventTypeSyntax = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,99}$`)
+// type: invoice.status.paid, INVOICE.CREATED, v1/client-invoices...
+var eventTypeSyntax = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./-]{0,99}$`)
 
 // envelope holds the string values of the few top-level keys providers
 // identify events by; a key holding another kind of value is left empty.
 type envelope struct {
-	ID, EventID, EventType, EventTypeCamel, Type, Event, CreatedAt, Timestamp string
+	ID, Type, CreatedAt, EventType, Timestamp string
+	// HasData says whether the object has a top-level "data" member.
+	HasData bool
+	// Data is that member's value, when jsonObject is asked to keep it.
+	Data jsontext.Value
 }
 
 // field returns where the value of the top-level key name goes, or nil.
@@ -26,18 +30,12 @@ func (e *envelope) field(name string) *string {
 	switch name {
 	case "id":
 		return &e.ID
-	case "event_id":
-		return &e.EventID
-	case "event_type":
-		return &e.EventType
-	case "eventType":
-		return &e.EventTypeCamel
 	case "type":
 		return &e.Type
-	case "event":
-		return &e.Event
 	case "created_at":
 		return &e.CreatedAt
+	case "eventType":
+		return &e.EventType
 	case "timestamp":
 		return &e.Timestamp
 	}
@@ -45,54 +43,69 @@ func (e *envelope) field(name string) *string {
 }
 
 // jsonObject checks that body is one JSON object and reads its envelope,
-// in a single pass that copies only the envelope's strings. As with
-// encoding/json, a repeated key keeps its last value and invalid UTF-8 is
-// tolerated: a provider signed these bytes, and ingress stores them as they
-// are.
-func jsonObject(body []byte) (envelope, error) {
+// in a single pass that copies only the envelope's strings. It reads JSON
+// as the normalizer does (names match case-sensitively), and refuses what
+// two readers could read differently: a repeated name at any depth, two
+// top-level names that differ only in case, invalid UTF-8.
+func jsonObject(body []byte) (envelope, error) { return readEnvelope(body, false) }
+
+// readEnvelope is jsonObject, keeping the value of "data" when keepData.
+func readEnvelope(body []byte, keepData bool) (envelope, error) {
 	var env envelope
-	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return env, malformed("body is not a JSON object")
+		return env, notObject(err)
 	}
+	seen := map[string]bool{}
 	for dec.PeekKind() == '"' {
-		name, err := dec.ReadToken()
+		tok, err := dec.ReadToken()
 		if err != nil {
-			return env, malformed("body is not a JSON object")
+			return env, notObject(err)
 		}
-		field := env.field(name.String())
-		if field == nil || dec.PeekKind() != '"' {
-			if field != nil {
-				*field = "" // a repeated key keeps its last value, even a non-string
+		name := tok.String()
+		if folded := strings.ToLower(name); seen[folded] {
+			return env, malformed("top-level names %q differ only in case", name)
+		} else {
+			seen[folded] = true
+		}
+		env.HasData = env.HasData || name == "data"
+		if keepData && name == "data" {
+			v, err := dec.ReadValue()
+			if err != nil {
+				return env, notObject(err)
 			}
+			env.Data = v.Clone()
+			continue
+		}
+		field := env.field(name)
+		if field == nil || dec.PeekKind() != '"' {
 			if err := dec.SkipValue(); err != nil {
-				return env, malformed("body is not a JSON object")
+				return env, notObject(err)
 			}
 			continue
 		}
 		value, err := dec.ReadToken()
 		if err != nil {
-			return env, malformed("body is not a JSON object")
+			return env, notObject(err)
 		}
 		*field = value.String()
 	}
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
-		return env, malformed("body is not a JSON object")
+		return env, notObject(err)
 	}
 	if _, err := dec.ReadToken(); err != io.EOF { // one value, nothing after it
-		return env, malformed("body is not a JSON object")
+		return env, notObject(nil)
 	}
 	return env, nil
 }
 
-// firstString returns the first non-empty value.
-func firstString(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
+// notObject is the refusal of a body that is not one well-formed JSON
+// object; the decoder's reason (a repeated name, invalid UTF-8) is kept.
+func notObject(err error) error {
+	if err != nil && err != io.EOF {
+		return malformed("body is not a well-formed JSON object: %v", err)
 	}
-	return ""
+	return malformed("body is not a well-formed JSON object")
 }
 
 // eventType checks a provider event type and prefixes it.

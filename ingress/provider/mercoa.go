@@ -4,19 +4,22 @@ import (
 	"net/http"
 )
 
-// mercoa documents no signature. A source picks: Standard Webhooks / Svix
-// headers (mode "standardwebhooks", the default), a shared secret in a
+// mercoa documents no signing scheme: its developer settings "configure
+// unique tokens or secrets", without saying how they travel. A source
+// picks a reading: Standard Webhooks / Svix headers (mode
+// "standardwebhooks", the default, as DESIGN.md asks), the secret in a
 // header it names (mode "header"), or Basic auth (mode "basic"). The body
-// is {"eventType": "invoice.created", "invoice": {...}}; the dedup id is
-// webhook-id (or svix-id) when sent, else derived from the content.
+// is {"eventType": "invoice.created", "invoice": {...}} with no event id:
+// the dedup id is webhook-id (or svix-id) when sent, else derived from the
+// content.
 var mercoa = Provider{
 	Name:  "mercoa",
 	Modes: []string{mercoaDefault, modeHeader, modeBasic},
-	Key: func(mode string, raw []byte) ([]byte, error) {
+	Secret: func(mode string, raw []byte) (Secret, error) {
 		if mode == "" || mode == mercoaDefault {
-			return standardKey(mode, raw)
+			return standardSecret(mode, raw)
 		}
-		return raw, nil
+		return tokenSecret(mode, raw)
 	},
 	Verify: func(req Request, creds Credentials) (Evidence, error) {
 		if mode := creds.modeOr(mercoaDefault); mode != mercoaDefault {
@@ -40,7 +43,7 @@ func identifyMercoa(req Request) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	typ, err := eventType("com.mercoa.", firstString(env.EventTypeCamel))
+	typ, err := eventType("com.mercoa.", env.EventType)
 	if err != nil {
 		return Identity{}, err
 	}

@@ -7,15 +7,17 @@ import (
 	"github.com/invoicehub/invoicehub/schemas/ce"
 )
 
-// moxie does not sign: the receiver chooses in Moxie's settings a Bearer
-// token (mode "bearer", the default), Basic auth ("basic") or a custom
-// header ("header"). The event type is only in X-Event-Type (InvoiceSent,
-// PaymentReceived → com.moxie.invoice.sent, com.moxie.payment.received);
-// there is no event id, so ingress derives one from type and body.
+// moxie does not sign: its webhook settings offer None, Basic, Bearer Token
+// or Custom (a header name and value). invoicehub refuses None and takes
+// the others: a Bearer token (mode "bearer", the default), Basic auth
+// ("basic") or a custom header ("header"). The event type is only in
+// X-Event-Type (InvoiceSent, PaymentReceived, ClientCreate... →
+// com.moxie.invoice.sent...); there is no event id, so ingress derives one
+// from the content.
 var moxie = Provider{
-	Name:  "moxie",
-	Modes: []string{modeBearer, modeBasic, modeHeader},
-	Key:   rawKey,
+	Name:   "moxie",
+	Modes:  []string{modeBearer, modeBasic, modeHeader},
+	Secret: tokenSecret,
 	Verify: func(req Request, creds Credentials) (Evidence, error) {
 		return verifyToken(req, creds, creds.modeOr(modeBearer))
 	},

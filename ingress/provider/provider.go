@@ -3,9 +3,11 @@
 // and one entry in the table below.
 //
 // Verification works on the raw body bytes, compares in constant time, and
-// accepts any of a source's secrets (rotation). Errors wrap ErrUnauthorized
-// (answer 401) or ErrMalformed (answer 400) with a short reason that never
-// contains a secret.
+// accepts any of a source's secrets (rotation) and, where a provider's
+// documentation allows several readings of its scheme, any of those
+// (README, "Providers"). Errors wrap ErrUnauthorized (answer 401) or
+// ErrMalformed (answer 400) with a short reason that never contains a
+// secret.
 package provider
 
 import (
@@ -42,8 +44,8 @@ type Request struct {
 
 // Credentials are what a source verifies with.
 type Credentials struct {
-	// Secrets, any of which may have signed the webhook (rotation). They
-	// hold keys as the scheme uses them (see Provider.Key).
+	// Secrets, any of which may have signed the webhook (rotation), each
+	// with the keys it stands for (see Provider.Secret).
 	Secrets []Secret
 	// Tolerance bounds |signed timestamp − arrival| for timestamped schemes.
 	Tolerance time.Duration
@@ -105,16 +107,18 @@ type Provider struct {
 	// Modes lists the authentication modes a source may pick; the first is
 	// the default. A provider with one scheme has one mode.
 	Modes []string
-	// Key turns a configured secret into the key Verify uses (decoding
-	// base64, stripping whsec_...); it fails on a secret the mode cannot use.
-	Key func(mode string, raw []byte) ([]byte, error)
+	// Secret turns a configured secret into the keys Verify tries (its
+	// text, its base64 decoding, the key of a whsec_ secret...); it fails
+	// on a secret the mode cannot use or that is too short to be one.
+	Secret func(mode string, raw []byte) (Secret, error)
 	// Verify proves the request genuine with the source's credentials.
 	Verify func(req Request, creds Credentials) (Evidence, error)
 	// Identify reads the event's id, type and time from a verified request.
 	// An empty ID means the provider sends none: ingress derives one.
 	Identify func(req Request) (Identity, error)
 	// Sign returns the headers that authenticate m as the provider would
-	// send it, with creds.Secrets[0]; for `invoicehub send` and tests.
+	// send it, with the canonical reading of creds.Secrets[0]; for
+	// `invoicehub send` and tests.
 	Sign func(creds Credentials, m Message) http.Header
 	// Headers lists the request headers with meaning that the raw event
 	// keeps beside the body.
@@ -125,7 +129,6 @@ type Provider struct {
 var table = map[string]Provider{
 	mercoa.Name:           mercoa,
 	moxie.Name:            moxie,
-	pennylane.Name:        pennylane,
 	qonto.Name:            qonto,
 	rillet.Name:           rillet,
 	standardWebhooks.Name: standardWebhooks,

@@ -3,6 +3,7 @@ package provider
 import (
 	"crypto/hmac"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,9 +18,16 @@ import (
 // maxSignatures bounds the signatures a request may list.
 const maxSignatures = 10
 
-// standardKey decodes a whsec_ secret into its key.
-func standardKey(_ string, raw []byte) ([]byte, error) {
-	return standardwebhooks.DecodeSecret(string(raw))
+// standardSecret decodes a whsec_ secret into its key.
+func standardSecret(_ string, raw []byte) (Secret, error) {
+	key, err := standardwebhooks.DecodeSecret(string(raw))
+	if err != nil {
+		return Secret{}, err
+	}
+	if len(key) < standardMinKey {
+		return Secret{}, fmt.Errorf("key too short: %d bytes, want at least %d", len(key), standardMinKey)
+	}
+	return NewSecret(key), nil
 }
 
 // standardIdentity reads the id and the signed time a Standard Webhooks (or
@@ -114,14 +122,16 @@ func signStandard(creds Credentials, m Message) http.Header {
 	return h
 }
 
-// matchHMAC finds the secret whose MAC (as the scheme computes it) is
-// among sigs.
+// matchHMAC finds the secret one of whose keys makes a MAC (as the scheme
+// computes it) that is among sigs.
 func matchHMAC(creds Credentials, signedAt time.Time, sigs [][]byte, mac func(key []byte) []byte) (Evidence, error) {
 	for i, secret := range creds.Secrets {
-		want := mac(secret.Bytes())
-		for _, sig := range sigs {
-			if hmac.Equal(want, sig) {
-				return Evidence{KeyIndex: i, SignedAt: signedAt}, nil
+		for _, key := range secret.Keys() {
+			want := mac(key)
+			for _, sig := range sigs {
+				if hmac.Equal(want, sig) {
+					return Evidence{KeyIndex: i, SignedAt: signedAt}, nil
+				}
 			}
 		}
 	}

@@ -18,8 +18,6 @@ const (
 	modeHeader = "header"
 )
 
-func rawKey(_ string, raw []byte) ([]byte, error) { return raw, nil }
-
 func verifyToken(req Request, creds Credentials, mode string) (Evidence, error) {
 	token, err := presentedToken(req.Header, creds, mode)
 	if err != nil {

@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// tv1Signature is the "t=<unix>,v1=<hex>" scheme of Qonto and Pennylane:
-// hex HMAC-SHA256 over "<t>.<body>" with the secret's raw bytes. Several v1
-// entries may be present (the provider signing with old and new secrets).
+// tv1Signature is Qonto's "t=<unix>,v1=<hex>" scheme: hex HMAC-SHA256 over
+// "<t>.<body>" keyed with the webhook secret. Several v1 entries are
+// accepted (a sender signing with an old and a new secret).
 type tv1Signature struct{ header string }
 
 func (s tv1Signature) verify(req Request, creds Credentials) (Evidence, error) {

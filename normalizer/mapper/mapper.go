@@ -1,13 +1,20 @@
 // Package mapper turns one provider's raw webhook into the canonical
 // invoice (schemas.Invoice). Each provider is one file and one entry in the
-// table; they share this file's toolkit for money, dates and statuses, so
-// amounts are parsed from their literal JSON text and rendered at the
+// table; they share this package's toolkit for money, dates and statuses,
+// so amounts are parsed from their literal JSON text and rendered at the
 // currency's minor unit the same way for everyone.
+//
+// A mapper knows every event its provider documents: an event about an
+// invoice maps to a Result; a genuine event about something else (a
+// customer, a transaction...) is ActionSkip, acknowledged and counted,
+// never dead-lettered; only what needs a person is an error.
 package mapper
 
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/invoicehub/invoicehub/schemas"
@@ -16,7 +23,9 @@ import (
 // Error classes of a raw event that cannot be mapped. They name the
 // problem in dead letters and metrics.
 var (
-	ErrMalformedJSON    = errors.New("malformed_json")
+	ErrMalformedJSON = errors.New("malformed_json")
+	// ErrUnknownEventType is an event of an invoice entity (a Rillet
+	// INVOICE, a Mercoa invoice.*...) that the provider does not document.
 	ErrUnknownEventType = errors.New("unknown_event_type")
 	ErrUnmappable       = errors.New("unmappable")
 )
@@ -33,6 +42,10 @@ func Class(err error) string {
 
 func unmappable(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnmappable, fmt.Sprintf(format, args...))
+}
+
+func unknownEvent(provider, eventType string) error {
+	return fmt.Errorf("%w: %s %q", ErrUnknownEventType, provider, eventType)
 }
 
 // Input is a raw webhook, as archived by ingress.
@@ -59,9 +72,16 @@ type Action int
 
 // The actions.
 const (
-	ActionUpsert  Action = iota // created or changed; Result.Invoice is the full state
-	ActionCreated               // created; Result.Invoice is the full state
-	ActionDeleted               // deleted; Result.Invoice may hold only ids
+	// ActionUpsert: created or changed, Result.Invoice is the full state;
+	// the normalizer tells created from updated by what it knows.
+	ActionUpsert Action = iota
+	// ActionCreated: the provider says created; Result.Invoice is the full state.
+	ActionCreated
+	// ActionDeleted: deleted; Result.Invoice may hold only ids.
+	ActionDeleted
+	// ActionSkip: a genuine event that is not about an invoice; only
+	// Result.ProviderEventType is set.
+	ActionSkip
 )
 
 // Result is the canonical reading of one webhook.
@@ -72,6 +92,11 @@ type Result struct {
 	Payment *schemas.Payment
 	// OccurredAt is when the change happened at the provider.
 	OccurredAt time.Time
+	// Version orders the invoice's versions: microseconds since the epoch
+	// of the latest time the payload proves (the provider's update time;
+	// for Moxie, which has none, its latest send, payment or creation
+	// date). A version older than the known state's is stale.
+	Version int64
 	// ProviderEventType is the provider's own name for the event.
 	ProviderEventType string
 	// PreviousStatus is the status before the change, when the provider
@@ -79,15 +104,21 @@ type Result struct {
 	PreviousStatus schemas.Status
 }
 
+// skip is the result of a genuine event that is not about an invoice.
+func skip(eventType string) (Result, error) {
+	return Result{Action: ActionSkip, ProviderEventType: eventType}, nil
+}
+
 // Mapper maps one provider's raw webhooks.
 type Mapper func(in Input) (Result, error)
 
-// table is the one list of mappers, by provider.
+// table is the one list of mappers, by provider: schemas.Providers.
 var table = map[string]Mapper{
-	"mercoa": mapMercoa,
-	"moxie":  mapMoxie,
-	"qonto":  mapQonto,
-	"rillet": mapRillet,
+	"mercoa":           mapMercoa,
+	"moxie":            mapMoxie,
+	"qonto":            mapQonto,
+	"rillet":           mapRillet,
+	"standardwebhooks": mapStandardWebhooks,
 }
 
 // Lookup returns the mapper for a provider.
@@ -95,3 +126,6 @@ func Lookup(provider string) (Mapper, bool) {
 	m, ok := table[provider]
 	return m, ok
 }
+
+// Providers lists the providers with a mapper, sorted.
+func Providers() []string { return slices.Sorted(maps.Keys(table)) }

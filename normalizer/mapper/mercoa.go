@@ -1,9 +1,10 @@
 package mapper
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/go-json-experiment/json/jsontext"
+	"slices"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -13,9 +14,14 @@ import (
 )
 
 // Mercoa invoices (payables unless the source is configured as
-// receivables). The body is {"eventType", "invoice", "user"} and, for
-// invoice.status.changed, "newStatus" and "previousStatus". Amounts are JSON
-// numbers in major units; payer is the buyer, vendor the seller.
+// receivables). The body is {"eventType", ...}: invoice events carry
+// "invoice" (and "user"), invoice.status.changed adds "newStatus" and
+// "previousStatus" (lower case in Mercoa's examples, where invoice.status
+// is upper case). Amounts are JSON numbers in major units; payer is the
+// buyer, vendor the seller. Events without an invoice payload are skipped:
+// bulk events (ids only), an invoice.email with only existingInvoiceId,
+// transactions (their invoices' changes arrive as invoice events), and
+// every event about counterparties, entities, payment methods and jobs.
 
 var mercoaStatuses = map[string]schemas.Status{
 	"DRAFT":      schemas.StatusDraft,
@@ -60,32 +66,32 @@ type mercoaEntity struct {
 }
 
 type mercoaInvoice struct {
-	ID             string          `json:"id"`
-	Status         string          `json:"status"`
-	Amount         json.RawMessage `json:"amount"`
-	Currency       string          `json:"currency"`
-	InvoiceNumber  string          `json:"invoiceNumber"`
-	InvoiceDate    string          `json:"invoiceDate"`
-	DueDate        string          `json:"dueDate"`
-	CreatedAt      string          `json:"createdAt"`
-	UpdatedAt      string          `json:"updatedAt"`
-	ProcessedAt    string          `json:"processedAt"`
-	SettlementDate string          `json:"settlementDate"`
-	ServiceStart   string          `json:"serviceStartDate"`
-	ServiceEnd     string          `json:"serviceEndDate"`
-	NoteToSelf     string          `json:"noteToSelf"`
-	ForeignID      string          `json:"foreignId"`
-	Payer          *mercoaEntity   `json:"payer"`
-	Vendor         *mercoaEntity   `json:"vendor"`
+	ID             string         `json:"id"`
+	Status         string         `json:"status"`
+	Amount         jsontext.Value `json:"amount"`
+	Currency       string         `json:"currency"`
+	InvoiceNumber  string         `json:"invoiceNumber"`
+	InvoiceDate    string         `json:"invoiceDate"`
+	DueDate        string         `json:"dueDate"`
+	CreatedAt      string         `json:"createdAt"`
+	UpdatedAt      string         `json:"updatedAt"`
+	ProcessedAt    string         `json:"processedAt"`
+	SettlementDate string         `json:"settlementDate"`
+	ServiceStart   string         `json:"serviceStartDate"`
+	ServiceEnd     string         `json:"serviceEndDate"`
+	NoteToSelf     string         `json:"noteToSelf"`
+	ForeignID      string         `json:"foreignId"`
+	Payer          *mercoaEntity  `json:"payer"`
+	Vendor         *mercoaEntity  `json:"vendor"`
 	LineItems      []struct {
-		Name         string          `json:"name"`
-		Description  string          `json:"description"`
-		Amount       json.RawMessage `json:"amount"`
-		Currency     string          `json:"currency"`
-		Quantity     json.RawMessage `json:"quantity"`
-		UnitPrice    json.RawMessage `json:"unitPrice"`
-		ServiceStart string          `json:"serviceStartDate"`
-		ServiceEnd   string          `json:"serviceEndDate"`
+		Name         string         `json:"name"`
+		Description  string         `json:"description"`
+		Amount       jsontext.Value `json:"amount"`
+		Currency     string         `json:"currency"`
+		Quantity     jsontext.Value `json:"quantity"`
+		UnitPrice    jsontext.Value `json:"unitPrice"`
+		ServiceStart string         `json:"serviceStartDate"`
+		ServiceEnd   string         `json:"serviceEndDate"`
 	} `json:"lineItems"`
 }
 
@@ -96,20 +102,51 @@ type mercoaBody struct {
 	PreviousStatus string         `json:"previousStatus"`
 }
 
+// mercoaInvoiceEvents are the documented events that carry an invoice,
+// with what each reports; per-status events (invoice.status.paid...) are
+// upserts too.
+var mercoaInvoiceEvents = map[string]Action{
+	"invoice.created":                   ActionCreated,
+	"invoice.updated":                   ActionUpsert,
+	"invoice.deleted":                   ActionDeleted,
+	"invoice.status.changed":            ActionUpsert,
+	"invoice.email":                     ActionUpsert,
+	"invoice.collection.overdue":        ActionUpsert,
+	"invoice.collection.email.sent":     ActionUpsert,
+	"invoice.collection.email.received": ActionUpsert,
+}
+
+// mercoaIDsOnly are the documented invoice events that carry ids only.
+var mercoaIDsOnly = []string{"invoice.bulk.created", "invoice.bulk.updated", "invoice.bulk.approved"}
+
+// mercoaAction returns what a documented eventType reports, whether it is
+// skipped, or an error for an undocumented invoice event.
+func mercoaAction(eventType string) (action Action, err error) {
+	if a, ok := mercoaInvoiceEvents[eventType]; ok {
+		return a, nil
+	}
+	if st, ok := strings.CutPrefix(eventType, "invoice.status."); ok {
+		if _, known := mercoaStatuses[strings.ToUpper(st)]; known {
+			return ActionUpsert, nil
+		}
+	}
+	if slices.Contains(mercoaIDsOnly, eventType) || !strings.HasPrefix(eventType, "invoice.") {
+		return ActionSkip, nil
+	}
+	return 0, unknownEvent("mercoa", eventType)
+}
+
 func mapMercoa(in Input) (Result, error) {
 	var body mercoaBody
 	if err := decodeJSON(in.Body, &body); err != nil {
 		return Result{}, err
 	}
-	res := Result{ProviderEventType: body.EventType, Action: ActionUpsert}
-	switch t := body.EventType; {
-	case t == "invoice.created":
-		res.Action = ActionCreated
-	case t == "invoice.deleted":
-		res.Action = ActionDeleted
-	case t == "invoice.updated", t == "invoice.status.changed", strings.HasPrefix(t, "invoice.status."):
-	default:
-		return Result{}, fmt.Errorf("%w: mercoa %q", ErrUnknownEventType, t)
+	action, err := mercoaAction(body.EventType)
+	if err != nil {
+		return Result{}, err
+	}
+	if action == ActionSkip || body.EventType == "invoice.email" && body.Invoice == nil {
+		return skip(body.EventType)
 	}
 	if body.Invoice == nil || body.Invoice.ID == "" {
 		return Result{}, unmappable("mercoa: invoice.id missing")
@@ -118,17 +155,17 @@ func mapMercoa(in Input) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("mercoa invoice %s: %w", body.Invoice.ID, err)
 	}
-	if body.NewStatus != "" && body.NewStatus != body.Invoice.Status {
+	if body.NewStatus != "" && !strings.EqualFold(body.NewStatus, body.Invoice.Status) {
 		return Result{}, unmappable("mercoa: newStatus %s disagrees with invoice.status %s", body.NewStatus, body.Invoice.Status)
 	}
+	res := Result{Action: action, ProviderEventType: body.EventType, Invoice: inv, OccurredAt: in.Time.UTC()}
 	if body.PreviousStatus != "" {
-		res.PreviousStatus = status(mercoaStatuses, body.PreviousStatus)
+		res.PreviousStatus = status(mercoaStatuses, strings.ToUpper(body.PreviousStatus))
 	}
-	res.Invoice = inv
-	res.OccurredAt = in.Time.UTC()
 	if inv.RemoteUpdatedAt != nil {
 		res.OccurredAt = *inv.RemoteUpdatedAt
 	}
+	res.Version = versionOf(inv.RemoteUpdatedAt, res.OccurredAt)
 	return res, nil
 }
 

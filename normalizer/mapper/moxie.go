@@ -1,10 +1,11 @@
 package mapper
 
 import (
-	"encoding/json"
 	"fmt"
+	"github.com/go-json-experiment/json/jsontext"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -13,9 +14,14 @@ import (
 )
 
 // Moxie invoices (receivables). The event type is only in X-Event-Type
-// (com.moxie.invoice.sent, com.moxie.payment.received); the body is the
-// invoice. Amounts are JSON numbers in major units; "local" amounts (the
-// workspace currency) are ignored in favour of the invoice currency.
+// (InvoiceSent, PaymentReceived: com.moxie.invoice.sent,
+// com.moxie.payment.received); the body is the invoice. Moxie's other
+// events (ClientCreate, DeliverableUpdate...) are skipped. Amounts are JSON
+// numbers in major units; "local" amounts (the workspace currency) are
+// ignored in favour of the invoice currency. The invoice has no update
+// time: its versions are ordered by the latest time the payload proves
+// (its payments' timestamps, datePaid, dateSent, dateCreated), so a
+// redelivered InvoiceSent never rolls back a later payment.
 
 var moxieStatuses = map[string]schemas.Status{
 	"DRAFT":   schemas.StatusDraft,
@@ -26,38 +32,38 @@ var moxieStatuses = map[string]schemas.Status{
 }
 
 type moxiePayment struct {
-	ID              string          `json:"id"`
-	Amount          json.RawMessage `json:"amount"`
-	Currency        string          `json:"currency"`
-	Pending         bool            `json:"pending"`
-	PaymentProvider string          `json:"paymentProvider"`
-	ReferenceNumber string          `json:"referenceNumber"`
-	DatePaid        string          `json:"datePaid"`
-	Timestamp       string          `json:"timestamp"`
-	IsFailedPayment bool            `json:"isFailedPayment"`
+	ID              string         `json:"id"`
+	Amount          jsontext.Value `json:"amount"`
+	Currency        string         `json:"currency"`
+	Pending         bool           `json:"pending"`
+	PaymentProvider string         `json:"paymentProvider"`
+	ReferenceNumber string         `json:"referenceNumber"`
+	DatePaid        string         `json:"datePaid"`
+	Timestamp       string         `json:"timestamp"`
+	IsFailedPayment bool           `json:"isFailedPayment"`
 }
 
 type moxieInvoice struct {
-	ID                     string          `json:"id"`
-	InvoiceNumber          json.RawMessage `json:"invoiceNumber"`
-	InvoiceNumberFormatted string          `json:"invoiceNumberFormatted"`
-	ClientID               string          `json:"clientId"`
-	DateCreated            string          `json:"dateCreated"`
-	DateSent               string          `json:"dateSent"`
-	DateDue                string          `json:"dateDue"`
-	DatePaid               string          `json:"datePaid"`
-	Status                 string          `json:"status"`
-	InvoiceType            string          `json:"invoiceType"`
-	SubTotal               json.RawMessage `json:"subTotal"`
-	ConvenienceFee         json.RawMessage `json:"convenienceFee"`
-	LateFee                json.RawMessage `json:"lateFee"`
-	DiscountAmount         json.RawMessage `json:"discountAmount"`
-	CreditApplied          json.RawMessage `json:"creditApplied"`
-	Tax                    json.RawMessage `json:"tax"`
-	Total                  json.RawMessage `json:"total"`
-	PaymentTotal           json.RawMessage `json:"paymentTotal"`
-	AmountDue              json.RawMessage `json:"amountDue"`
-	Currency               string          `json:"currency"`
+	ID                     string         `json:"id"`
+	InvoiceNumber          jsontext.Value `json:"invoiceNumber"`
+	InvoiceNumberFormatted string         `json:"invoiceNumberFormatted"`
+	ClientID               string         `json:"clientId"`
+	DateCreated            string         `json:"dateCreated"`
+	DateSent               string         `json:"dateSent"`
+	DateDue                string         `json:"dateDue"`
+	DatePaid               string         `json:"datePaid"`
+	Status                 string         `json:"status"`
+	InvoiceType            string         `json:"invoiceType"`
+	SubTotal               jsontext.Value `json:"subTotal"`
+	ConvenienceFee         jsontext.Value `json:"convenienceFee"`
+	LateFee                jsontext.Value `json:"lateFee"`
+	DiscountAmount         jsontext.Value `json:"discountAmount"`
+	CreditApplied          jsontext.Value `json:"creditApplied"`
+	Tax                    jsontext.Value `json:"tax"`
+	Total                  jsontext.Value `json:"total"`
+	PaymentTotal           jsontext.Value `json:"paymentTotal"`
+	AmountDue              jsontext.Value `json:"amountDue"`
+	Currency               string         `json:"currency"`
 	ClientInfo             *struct {
 		ID       string `json:"id"`
 		Name     string `json:"name"`
@@ -75,15 +81,20 @@ type moxieInvoice struct {
 	Payments []moxiePayment `json:"payments"`
 }
 
+// moxieEvents are the documented invoice events, by raw event type.
+var moxieEvents = map[string]string{
+	"com.moxie.invoice.sent":     "InvoiceSent",
+	"com.moxie.payment.received": "PaymentReceived",
+}
+
 func mapMoxie(in Input) (Result, error) {
-	res := Result{Action: ActionUpsert, OccurredAt: in.Time.UTC()}
-	switch in.EventType {
-	case "com.moxie.invoice.sent":
-		res.ProviderEventType = "InvoiceSent"
-	case "com.moxie.payment.received":
-		res.ProviderEventType = "PaymentReceived"
-	default:
-		return Result{}, fmt.Errorf("%w: moxie %q", ErrUnknownEventType, in.EventType)
+	eventType, ok := moxieEvents[in.EventType]
+	if !ok {
+		name := strings.TrimPrefix(in.EventType, "com.moxie.")
+		if strings.HasPrefix(name, "invoice.") || strings.HasPrefix(name, "payment.") {
+			return Result{}, unknownEvent("moxie", in.EventType)
+		}
+		return skip(in.Headers["x-event-type"])
 	}
 	var m moxieInvoice
 	if err := decodeJSON(in.Body, &m); err != nil {
@@ -96,13 +107,49 @@ func mapMoxie(in Input) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("moxie invoice %s: %w", m.ID, err)
 	}
-	res.Invoice = inv
-	if res.ProviderEventType == "PaymentReceived" {
+	res := Result{Action: ActionUpsert, OccurredAt: in.Time.UTC(), ProviderEventType: eventType, Invoice: inv}
+	if eventType == "PaymentReceived" {
 		if res.Payment, err = m.latestPayment(inv.Currency); err != nil {
 			return Result{}, fmt.Errorf("moxie invoice %s: %w", m.ID, err)
 		}
 	}
+	if res.Version, err = m.version(); err != nil {
+		return Result{}, fmt.Errorf("moxie invoice %s: %w", m.ID, err)
+	}
 	return res, nil
+}
+
+// version is the latest time the payload proves: a payment's timestamp or
+// date, the invoice's payment, send or creation date (dates at midnight
+// UTC). A Moxie invoice with none of them is unmappable.
+func (m *moxieInvoice) version() (int64, error) {
+	var latest time.Time
+	consider := func(s, field string, parse func(string, string) (*time.Time, error)) error {
+		t, err := parse(s, field)
+		if t != nil && t.After(latest) {
+			latest = *t
+		}
+		return err
+	}
+	asDate := func(s, field string) (*time.Time, error) {
+		d, err := date(s, field)
+		return midnight(d), err
+	}
+	var problems errs
+	problems.add(consider(m.DateCreated, "dateCreated", asDate))
+	problems.add(consider(m.DateSent, "dateSent", asDate))
+	problems.add(consider(m.DatePaid, "datePaid", asDate))
+	for i, p := range m.Payments {
+		problems.add(consider(p.Timestamp, fmt.Sprintf("payments[%d].timestamp", i), timestamp))
+		problems.add(consider(p.DatePaid, fmt.Sprintf("payments[%d].datePaid", i), asDate))
+	}
+	if err := problems.err(); err != nil {
+		return 0, err
+	}
+	if latest.IsZero() {
+		return 0, unmappable("no date orders this version (dateCreated, dateSent, datePaid, payments)")
+	}
+	return latest.UnixMicro(), nil
 }
 
 func (m *moxieInvoice) canonical(in Input) (schemas.Invoice, error) {
@@ -142,7 +189,7 @@ func (m *moxieInvoice) canonical(in Input) (schemas.Invoice, error) {
 	if inv.Status == schemas.StatusPaid {
 		inv.PaidAt = midnight(paid)
 	}
-	get := func(raw json.RawMessage, field string) decimal.Decimal {
+	get := func(raw jsontext.Value, field string) decimal.Decimal {
 		d, err := amount(raw, field)
 		problems.add(err)
 		return d
@@ -161,9 +208,6 @@ func (m *moxieInvoice) canonical(in Input) (schemas.Invoice, error) {
 	}
 	inv.Totals = t.render(cur)
 	inv.IsOverdue = overdue(inv.Status, inv.DueDate, in.Time)
-	// Moxie sends no update time: the event's time orders its versions.
-	updated := in.Time.UTC()
-	inv.RemoteUpdatedAt = &updated
 	return inv, nil
 }
 

@@ -1,8 +1,8 @@
 package mapper
 
 import (
-	"encoding/json"
 	"fmt"
+	"github.com/go-json-experiment/json/jsontext"
 	"strings"
 	"time"
 
@@ -12,9 +12,17 @@ import (
 	"github.com/invoicehub/invoicehub/schemas/money"
 )
 
-// Qonto client invoices (receivables). The webhook body is an envelope
-// {"id", "event_type", "created_at", "data"} whose data is the client
-// invoice resource; amounts are {"value": "12.00", "currency": "EUR"}.
+// Qonto client invoices (receivables). A delivery is Qonto's envelope
+// {"id", "subscription_id", "organization_id", "membership_id", "type",
+// "created_at", "data"}; the topic "v1/client-invoices" carries a client
+// invoice in data, every other topic (v1/clients, v1/transactions...) is
+// skipped. The client-invoice page lists the events created and updated
+// but its example has no data.event: data.event is used when present and
+// otherwise the normalizer tells created from updated by what it knows.
+// Client invoices have no update time: the envelope's created_at versions
+// them. A body without envelope is read as the bare client invoice (the
+// page's generated schema). Amounts are {"value": "12.00", "currency":
+// "EUR"}.
 
 var qontoStatuses = map[string]schemas.Status{
 	"draft":    schemas.StatusDraft,
@@ -24,15 +32,18 @@ var qontoStatuses = map[string]schemas.Status{
 }
 
 type qontoEnvelope struct {
-	ID        string        `json:"id"`
-	EventType string        `json:"event_type"`
-	CreatedAt string        `json:"created_at"`
-	Data      *qontoInvoice `json:"data"`
+	ID        string         `json:"id"`
+	Type      string         `json:"type"`
+	CreatedAt string         `json:"created_at"`
+	Data      jsontext.Value `json:"data"`
 }
 
+// qontoInvoiceTopic is the topic of client-invoice webhooks.
+const qontoInvoiceTopic = "v1/client-invoices"
+
 type qontoAmount struct {
-	Value    json.RawMessage `json:"value"`
-	Currency string          `json:"currency"`
+	Value    jsontext.Value `json:"value"`
+	Currency string         `json:"currency"`
 }
 
 type qontoAddress struct {
@@ -44,6 +55,8 @@ type qontoAddress struct {
 }
 
 type qontoInvoice struct {
+	// Event is what happened, where Qonto says (data.event).
+	Event                  string       `json:"event"`
 	ID                     string       `json:"id"`
 	Number                 string       `json:"number"`
 	PurchaseOrder          string       `json:"purchase_order"`
@@ -58,6 +71,7 @@ type qontoInvoice struct {
 	Currency               string       `json:"currency"`
 	TotalAmount            *qontoAmount `json:"total_amount"`
 	VATAmount              *qontoAmount `json:"vat_amount"`
+	AmountPaid             *qontoAmount `json:"amount_paid"`
 	IssueDate              string       `json:"issue_date"`
 	DueDate                string       `json:"due_date"`
 	PerformanceStartDate   string       `json:"performance_start_date"`
@@ -90,6 +104,7 @@ type qontoInvoice struct {
 		LegalName      string `json:"legal_name"`
 		VATNumber      string `json:"vat_number"`
 		AddressLine1   string `json:"address_line_1"`
+		AddressLine2   string `json:"address_line_2"`
 		AddressZipcode string `json:"address_zipcode"`
 		AddressCity    string `json:"address_city"`
 		AddressCountry string `json:"address_country"`
@@ -98,15 +113,15 @@ type qontoInvoice struct {
 }
 
 type qontoItem struct {
-	Title       string          `json:"title"`
-	Description string          `json:"description"`
-	Quantity    json.RawMessage `json:"quantity"`
-	Unit        string          `json:"unit"`
-	UnitPrice   *qontoAmount    `json:"unit_price"`
-	VATRate     json.RawMessage `json:"vat_rate"`
-	TotalVAT    *qontoAmount    `json:"total_vat"`
-	TotalAmount *qontoAmount    `json:"total_amount"`
-	Subtotal    *qontoAmount    `json:"subtotal"`
+	Title       string         `json:"title"`
+	Description string         `json:"description"`
+	Quantity    jsontext.Value `json:"quantity"`
+	Unit        string         `json:"unit"`
+	UnitPrice   *qontoAmount   `json:"unit_price"`
+	VATRate     jsontext.Value `json:"vat_rate"`
+	TotalVAT    *qontoAmount   `json:"total_vat"`
+	TotalAmount *qontoAmount   `json:"total_amount"`
+	Subtotal    *qontoAmount   `json:"subtotal"`
 	Discount    *struct {
 		Amount *qontoAmount `json:"amount"`
 	} `json:"discount"`
@@ -117,24 +132,40 @@ func mapQonto(in Input) (Result, error) {
 	if err := decodeJSON(in.Body, &env); err != nil {
 		return Result{}, err
 	}
-	var action Action
-	switch env.EventType {
-	case "client_invoices.created":
-		action = ActionCreated
-	case "client_invoices.updated":
-		action = ActionUpsert
-	default:
-		return Result{}, fmt.Errorf("%w: qonto %q", ErrUnknownEventType, env.EventType)
+	data, topic := env.Data, env.Type
+	if topic == "" && data == nil { // the bare client invoice: no envelope
+		data, topic = jsontext.Value(in.Body), qontoInvoiceTopic
 	}
-	if env.Data == nil || env.Data.ID == "" {
+	if topic != qontoInvoiceTopic {
+		return skip(topic)
+	}
+	if data == nil {
+		return Result{}, unmappable("qonto: data missing")
+	}
+	var inv qontoInvoice
+	if err := decodeJSON(data, &inv); err != nil {
+		return Result{}, err
+	}
+	res := Result{Action: ActionUpsert, OccurredAt: in.Time.UTC(), Version: in.Time.UnixMicro(), ProviderEventType: topic}
+	switch inv.Event {
+	case "":
+	case "created":
+		res.Action = ActionCreated
+	case "updated":
+	default:
+		return Result{}, unknownEvent("qonto", topic+" "+inv.Event)
+	}
+	if inv.Event != "" {
+		res.ProviderEventType = topic + "." + inv.Event
+	}
+	if inv.ID == "" {
 		return Result{}, unmappable("qonto: data.id missing")
 	}
-	occurred := in.Time.UTC()
-	inv, err := env.Data.canonical(in, occurred)
-	if err != nil {
-		return Result{}, fmt.Errorf("qonto invoice %s: %w", env.Data.ID, err)
+	var err error
+	if res.Invoice, err = inv.canonical(in, res.OccurredAt); err != nil {
+		return Result{}, fmt.Errorf("qonto invoice %s: %w", inv.ID, err)
 	}
-	return Result{Action: action, Invoice: inv, OccurredAt: occurred, ProviderEventType: env.EventType}, nil
+	return res, nil
 }
 
 // value parses a Qonto amount and checks it is in the invoice currency.
@@ -205,12 +236,20 @@ func (q *qontoInvoice) totals(cur money.Currency, linesNet *decimal.Decimal) (to
 		}
 	}
 	t := totalsInput{Discount: discount, Tax: tax, Total: total}
+	if q.TotalAmount != nil { // the invoice states its total and VAT: net is what they say
+		t.Net = decimalPtr(total.Sub(tax))
+	}
 	if linesNet != nil {
 		t.LinesNet = *linesNet
 	} else { // no items: the lines carry what the total says before tax
 		t.LinesNet = total.Sub(tax).Add(discount)
 	}
-	if q.Status == "paid" {
+	switch {
+	case q.AmountPaid != nil:
+		if t.Paid, err = q.AmountPaid.value(cur, "amount_paid"); err != nil {
+			return totalsInput{}, err
+		}
+	case q.Status == "paid":
 		t.Paid = total
 	}
 	return t, nil
@@ -289,7 +328,7 @@ func (q *qontoInvoice) seller() *schemas.Party {
 	}
 	return &schemas.Party{
 		ID: o.ID, Name: o.LegalName, TaxID: o.VATNumber, Country: country(o.AddressCountry),
-		Address: address(o.AddressLine1, "", o.AddressCity, o.AddressZipcode, "", o.AddressCountry),
+		Address: address(o.AddressLine1, o.AddressLine2, o.AddressCity, o.AddressZipcode, "", o.AddressCountry),
 	}
 }
 

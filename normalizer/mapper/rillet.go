@@ -1,9 +1,11 @@
 package mapper
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/go-json-experiment/json/jsontext"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -12,11 +14,13 @@ import (
 	"github.com/invoicehub/invoicehub/schemas/money"
 )
 
-// Rillet invoices and credit memos (receivables). The body is the resource
-// itself (the deleted event's body is the bare id); the raw event type
-// com.rillet.<entity>.<event> comes from X-Rillet-Entity and X-Rillet-Event.
-// Amounts are {"amount": "1.01", "currency": "USD"}; quantities are JSON
-// numbers.
+// Rillet invoices and credit memos (receivables) and bills (payables).
+// The raw event type com.rillet.<entity>.<event> comes from X-Rillet-Entity
+// and X-Rillet-Event (read in lower snake case by ingress); the body is the
+// entity, or for DELETED its bare id. Rillet recommends one endpoint for
+// every entity: CONTRACT, CUSTOMER, VENDOR and JOURNAL_ENTRY events are
+// skipped. Amounts are {"amount": "1.01", "currency": "USD"}; quantities
+// and tax percentages are JSON numbers.
 
 var rilletStatuses = map[string]schemas.Status{
 	"UNBILLED":       schemas.StatusDraft,
@@ -35,8 +39,8 @@ var rilletCreditMemoStatuses = map[string]schemas.Status{
 }
 
 type rilletAmount struct {
-	Amount   json.RawMessage `json:"amount"`
-	Currency string          `json:"currency"`
+	Amount   jsontext.Value `json:"amount"`
+	Currency string         `json:"currency"`
 }
 
 type rilletAddress struct {
@@ -56,14 +60,14 @@ func (a *rilletAddress) canonical() *schemas.Address {
 }
 
 type rilletItem struct {
-	ID            string          `json:"id"`
-	Description   string          `json:"description"`
-	Quantity      json.RawMessage `json:"quantity"`
-	GrossRate     *rilletAmount   `json:"gross_rate"`
-	TotalAmount   *rilletAmount   `json:"total_amount"`
-	TotalDiscount *rilletAmount   `json:"total_discount"`
-	TaxedAmount   *rilletAmount   `json:"taxed_amount"`
-	NetAmount     *rilletAmount   `json:"net_amount"` // credit memo items
+	ID            string         `json:"id"`
+	Description   string         `json:"description"`
+	Quantity      jsontext.Value `json:"quantity"`
+	GrossRate     *rilletAmount  `json:"gross_rate"`
+	TotalAmount   *rilletAmount  `json:"total_amount"`
+	TotalDiscount *rilletAmount  `json:"total_discount"`
+	TaxedAmount   *rilletAmount  `json:"taxed_amount"`
+	NetAmount     *rilletAmount  `json:"net_amount"` // credit memo items
 	Revenue       *struct {
 		Period *struct {
 			Start string `json:"start"`
@@ -103,57 +107,88 @@ type rilletDocument struct {
 	SentAt    string `json:"sent_at"`
 }
 
+// rilletEvents lists the documented events of each invoice entity.
+var rilletEvents = map[string][]string{
+	"invoice":     {"created", "updated", "payment_updated", "deleted"},
+	"credit_memo": {"created", "updated", "payment_updated", "deleted"},
+	"bill":        {"created", "updated", "deleted"},
+}
+
 func mapRillet(in Input) (Result, error) {
-	entityEvent, ok := strings.CutPrefix(in.EventType, "com.rillet.")
-	if !ok {
-		return Result{}, fmt.Errorf("%w: rillet %q", ErrUnknownEventType, in.EventType)
+	entity, event, _ := strings.Cut(strings.TrimPrefix(in.EventType, "com.rillet."), ".")
+	providerType := strings.ToUpper(entity + "." + event)
+	events, invoiceEntity := rilletEvents[entity]
+	switch {
+	case !invoiceEntity:
+		return skip(providerType)
+	case !slices.Contains(events, event):
+		return Result{}, unknownEvent("rillet", providerType)
 	}
-	entity, event, _ := strings.Cut(entityEvent, ".")
-	var docType schemas.DocumentType
-	switch entity {
-	case "invoice":
-		docType = schemas.DocumentInvoice
-	case "credit_memo":
-		docType = schemas.DocumentCreditNote
-	default:
-		return Result{}, fmt.Errorf("%w: rillet entity %q is not an invoice or a credit memo", ErrUnknownEventType, entity)
-	}
-	res := Result{OccurredAt: in.Time.UTC(), ProviderEventType: strings.ToUpper(entity + "." + event)}
+	res := Result{OccurredAt: in.Time.UTC(), ProviderEventType: providerType}
 	switch event {
 	case "created":
 		res.Action = ActionCreated
-	case "updated", "payment_updated":
-		res.Action = ActionUpsert
 	case "deleted":
-		var id string
-		if err := decodeJSON(in.Body, &id); err != nil {
+		id, err := rilletDeletedID(in.Body)
+		if err != nil {
 			return Result{}, err
 		}
-		if id == "" {
-			return Result{}, unmappable("rillet deleted: empty id")
-		}
-		res.Action = ActionDeleted
+		res.Action, res.Version = ActionDeleted, res.OccurredAt.UnixMicro()
 		res.Invoice = schemas.Invoice{ID: schemas.InvoiceID(in.Provider, in.Source, id), Provider: in.Provider, Source: in.Source, RemoteID: id, RawRef: in.RawRef}
 		return res, nil
-	default:
-		return Result{}, fmt.Errorf("%w: rillet %q", ErrUnknownEventType, in.EventType)
 	}
-	var doc rilletDocument
-	if err := decodeJSON(in.Body, &doc); err != nil {
-		return Result{}, err
+	var inv schemas.Invoice
+	var err error
+	if entity == "bill" {
+		inv, err = mapRilletBill(in)
+	} else {
+		inv, err = mapRilletDocument(in, entity)
 	}
-	if doc.ID == "" {
-		return Result{}, unmappable("rillet: id missing")
-	}
-	inv, err := doc.canonical(in, docType)
 	if err != nil {
-		return Result{}, fmt.Errorf("rillet %s %s: %w", entity, doc.ID, err)
+		return Result{}, err
 	}
 	res.Invoice = inv
 	if inv.RemoteUpdatedAt != nil {
 		res.OccurredAt = *inv.RemoteUpdatedAt
 	}
+	res.Version = versionOf(inv.RemoteUpdatedAt, res.OccurredAt)
 	return res, nil
+}
+
+// rilletDeletedID reads a deletion's body: the id as a JSON string, or bare.
+func rilletDeletedID(body []byte) (string, error) {
+	var id string
+	if err := decodeJSON(body, &id); err != nil {
+		id = strings.TrimSpace(string(body))
+		if !rilletBareID.MatchString(id) {
+			return "", err
+		}
+	}
+	if id == "" {
+		return "", unmappable("rillet deleted: empty id")
+	}
+	return id, nil
+}
+
+var rilletBareID = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
+func mapRilletDocument(in Input, entity string) (schemas.Invoice, error) {
+	docType := schemas.DocumentInvoice
+	if entity == "credit_memo" {
+		docType = schemas.DocumentCreditNote
+	}
+	var doc rilletDocument
+	if err := decodeJSON(in.Body, &doc); err != nil {
+		return schemas.Invoice{}, err
+	}
+	if doc.ID == "" {
+		return schemas.Invoice{}, unmappable("rillet: id missing")
+	}
+	inv, err := doc.canonical(in, docType)
+	if err != nil {
+		return schemas.Invoice{}, fmt.Errorf("rillet %s %s: %w", entity, doc.ID, err)
+	}
+	return inv, nil
 }
 
 // value parses a Rillet amount and checks it is in the document currency.

@@ -1,9 +1,10 @@
 package mapper
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,7 +18,7 @@ import (
 
 // amount parses a money value from its literal JSON text (a string or a
 // number); an absent value is zero.
-func amount(raw json.RawMessage, field string) (decimal.Decimal, error) {
+func amount(raw jsontext.Value, field string) (decimal.Decimal, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return decimal.Zero, nil
 	}
@@ -30,7 +31,7 @@ func amount(raw json.RawMessage, field string) (decimal.Decimal, error) {
 
 // amountIn parses an amount tagged with its currency code and checks the
 // code is the document's (an empty code is taken as the document's).
-func amountIn(raw json.RawMessage, code string, cur money.Currency, field string) (decimal.Decimal, error) {
+func amountIn(raw jsontext.Value, code string, cur money.Currency, field string) (decimal.Decimal, error) {
 	if code != "" && !strings.EqualFold(code, cur.Code) {
 		return decimal.Decimal{}, unmappable("%s: currency %s differs from the document's %s", field, code, cur.Code)
 	}
@@ -124,12 +125,33 @@ func country(code string) string {
 	return c
 }
 
-// decodeJSON decodes a provider body, classing a failure as malformed JSON.
+// decodeJSON decodes a provider body, classing a failure as malformed
+// JSON. It reads JSON as ingress does at the door (go-json-experiment's
+// json: names match case-sensitively; a repeated name and invalid UTF-8
+// are refused), so both read the same fields; unknown members are ignored.
 func decodeJSON(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformedJSON, err)
 	}
 	return nil
+}
+
+// micros returns the version of a time: microseconds since the epoch, or
+// 0 for nil.
+func micros(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// versionOf returns the version of a state: the provider's update time,
+// or when the event happened when the provider states none.
+func versionOf(updated *time.Time, occurred time.Time) int64 {
+	if updated != nil {
+		return updated.UnixMicro()
+	}
+	return occurred.UnixMicro()
 }
 
 // overdue reports whether an open invoice is past its due date on the day

@@ -2,6 +2,7 @@ package ce
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -111,9 +112,9 @@ func NewCanonical(d schemas.EventData, rawID string, sequence int64, traceparent
 
 // NewCanonicalSet builds the events of one change: ds share the invoice and
 // the event information and differ only in the kind (an enum value) and
-// the payment (set on payment_received). The schema check of one of them,
-// the one with a payment if any, covers them all, so the set is validated
-// once instead of once per kind.
+// the payment (set on payment_received). The schema and scale checks of
+// one of them, the one with a payment if any, cover them all, so the set
+// is validated once instead of once per kind.
 func NewCanonicalSet(ds []schemas.EventData, rawID string, sequence int64, traceparent string) ([]event.Event, error) {
 	rep := 0
 	for i, d := range ds {
@@ -128,7 +129,7 @@ func NewCanonicalSet(ds []schemas.EventData, rawID string, sequence int64, trace
 			return nil, fmt.Errorf("ce: canonical data: %w", err)
 		}
 		if i == rep {
-			if err := schemas.Validate(data); err != nil {
+			if err := errors.Join(schemas.Validate(data), d.Check()); err != nil {
 				return nil, err
 			}
 		}

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/invoicehub/invoicehub/schemas/money"
+	"github.com/shopspring/decimal"
+
 	cenats "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -175,7 +178,8 @@ func TestCanonicalSetValidatesOnce(t *testing.T) {
 	updated, paymentEv := d, d
 	updated.Event.Kind = schemas.KindUpdated
 	paymentEv.Event.Kind = schemas.KindPaymentReceived
-	paymentEv.Payment = &schemas.Payment{Currency: "EUR"}
+	eur, _ := money.LookupCurrency("EUR")
+	paymentEv.Payment = &schemas.Payment{Currency: "EUR", Amount: money.Total(decimal.NewFromInt(5), eur)}
 	set, err := NewCanonicalSet([]schemas.EventData{updated, paymentEv}, "raw-1", 1, "")
 	if err != nil {
 		t.Fatal(err)

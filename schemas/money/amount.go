@@ -44,6 +44,9 @@ func Plain(d decimal.Decimal) Amount {
 // Decimal returns the amount's value.
 func (a Amount) Decimal() decimal.Decimal { return a.value }
 
+// Places returns how many decimals the amount is rendered with.
+func (a Amount) Places() int32 { return a.places }
+
 // IsZero reports whether the amount is zero.
 func (a Amount) IsZero() bool { return a.value.IsZero() }
 

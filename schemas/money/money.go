@@ -64,7 +64,7 @@ func Parse(literal string) (decimal.Decimal, error) {
 // ParseJSON reads an amount from a raw JSON value that is either a number
 // (Mercoa, Moxie) or a string holding a number (Rillet, Qonto). The number's
 // literal text is used as is, so 0.1 stays exactly one tenth.
-func ParseJSON(raw json.RawMessage) (decimal.Decimal, error) {
+func ParseJSON(raw []byte) (decimal.Decimal, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) > 0 && raw[0] == '"' {
 		var s string

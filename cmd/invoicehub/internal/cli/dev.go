@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -218,14 +220,14 @@ invoicehub dev is running.
 
   send webhooks to   %s/webhooks/<provider>/%s   (providers: %v)
   dev secret         %s   (dev only: anyone can sign with it)
-  try it             invoicehub send qonto   (or rillet, mercoa, moxie; or: make demo)
+  try it             invoicehub send qonto   (or %s; rillet -entity BILL; or: make demo)
   canonical events   %s   (JSON lines)
                      %s   (SQLite: sqlite3 %s 'select id, status, total, due from invoices')
   NATS / JetStream   %s   (subjects invoices.v1.>, store in %s)
   metrics            %s/metrics
 
 Ctrl-C stops it gracefully.
-`, d.httpURL, DevSource, provider.Names(), DevSecret, d.sinkFile, d.sinkDB, d.sinkDB, d.nats.ClientURL(), filepath.Join(d.cfg.dataDir, "nats"), d.httpURL)
+`, d.httpURL, DevSource, provider.Names(), DevSecret, strings.Join(slices.DeleteFunc(samplers(), func(n string) bool { return n == "qonto" }), ", "), d.sinkFile, d.sinkDB, d.sinkDB, d.nats.ClientURL(), filepath.Join(d.cfg.dataDir, "nats"), d.httpURL)
 }
 
 // shutdown drains in order: HTTP (requests in flight finish with their

@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +35,7 @@ func runSend(ctx context.Context, args []string, env Env) error {
 	secret := fs.String("secret", "", "the source's secret as configured (default: the dev key; or set INVOICEHUB_SEND_SECRET)")
 	status := fs.String("status", "", "the sample invoice's status, in the provider's words (default: an open invoice)")
 	invoice := fs.String("invoice", "", "the sample invoice's remote id (default: a new one)")
+	entity := fs.String("entity", "", "rillet: the entity, INVOICE (default) or BILL")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -41,18 +44,18 @@ func runSend(ctx context.Context, args []string, env Env) error {
 	}
 	creds := devCredentials(p)
 	if *secret != "" {
-		key, err := p.Key(creds.Mode, []byte(*secret))
+		key, err := p.Secret(creds.Mode, []byte(*secret))
 		if err != nil {
 			return fmt.Errorf("secret: %w", err)
 		}
-		creds.Secrets = []provider.Secret{provider.NewSecret(key)}
+		creds.Secrets = []provider.Secret{key}
 	}
 	if *invoice == "" {
 		*invoice = uuid.NewString()
 	}
 	now := time.Now().UTC()
 	eventID := uuid.NewString()
-	body, eventType, err := sample(sampleParams{EventID: eventID, InvoiceID: *invoice, Status: *status, At: now})
+	body, eventType, err := sample(sampleParams{EventID: eventID, InvoiceID: *invoice, Status: *status, Entity: *entity, At: now})
 	if err != nil {
 		return err
 	}
@@ -78,17 +81,19 @@ func runSend(ctx context.Context, args []string, env Env) error {
 }
 
 type sampleParams struct {
-	EventID, InvoiceID, Status string
-	At                         time.Time
+	EventID, InvoiceID, Status, Entity string
+	At                                 time.Time
 }
 
-// samples builds a realistic webhook body per provider, and the event type
-// as the provider's headers carry it (where they do).
+// samples builds a webhook body per provider, shaped as the provider
+// documents it (README, "Providers"), and the event type as the provider's
+// headers carry it (where they do).
 var samples = map[string]func(sampleParams) ([]byte, string, error){
-	"mercoa": mercoaSample,
-	"moxie":  moxieSample,
-	"qonto":  qontoSample,
-	"rillet": rilletSample,
+	"mercoa":           mercoaSample,
+	"moxie":            moxieSample,
+	"qonto":            qontoSample,
+	"rillet":           rilletSample,
+	"standardwebhooks": standardWebhooksSample,
 }
 
 func orDefault(status, def string) string {
@@ -98,8 +103,16 @@ func orDefault(status, def string) string {
 	return status
 }
 
-// rilletSample is an invoice with two lines, one discounted, in USD.
+// rilletSample is an Invoice with two lines, one discounted, in USD, or
+// with -entity BILL a Bill (a payable) whose items carry sales tax.
 func rilletSample(p sampleParams) ([]byte, string, error) {
+	switch strings.ToUpper(p.Entity) {
+	case "", "INVOICE":
+	case "BILL":
+		return rilletBillSample(p)
+	default:
+		return nil, "", fmt.Errorf("rillet -entity %q: want INVOICE or BILL", p.Entity)
+	}
 	st := orDefault(p.Status, "UNPAID")
 	due := "1440.00"
 	if st == "PAID" {
@@ -118,6 +131,25 @@ func rilletSample(p sampleParams) ([]byte, string, error) {
 		"updated_at": p.At.Format(time.RFC3339),
 	})
 	return body, "INVOICE.CREATED", err
+}
+
+// rilletBillSample is a Bill from a vendor: one item whose 1000.00 exclude
+// 8% sales tax, one of 360.00 that include theirs, so 1440.00 in all.
+func rilletBillSample(p sampleParams) ([]byte, string, error) {
+	usd := func(v string) map[string]string { return map[string]string{"amount": v, "currency": "USD"} }
+	tax := func(pct float64, amount, coverage string) map[string]any {
+		return map[string]any{"percentage": pct, "tax_amount": usd(amount), "coverage": coverage, "country": "US", "type": "SALES_TAX", "description": "Sales tax"}
+	}
+	body, err := json.Marshal(map[string]any{
+		"id": p.InvoiceID, "vendor_id": "1e2f3a4b-5c6d-4e7f-8091-a2b3c4d5e6f7", "expense_number": "B-" + p.InvoiceID[:8],
+		"bill_date": p.At.Format(time.DateOnly), "due_date": p.At.AddDate(0, 0, 30).Format(time.DateOnly),
+		"status": orDefault(p.Status, "UNPAID"), "updated_at": p.At.Format(time.RFC3339),
+		"items": []map[string]any{
+			{"id": "bi-1", "account_code": "11112", "description": "Cloud hosting", "amount": usd("1000.00"), "tax_rate": tax(8, "80.00", "EXCLUSIVE")},
+			{"id": "bi-2", "account_code": "11112", "description": "Support plan", "amount": usd("360.00"), "tax_rate": tax(0, "0.00", "INCLUSIVE")},
+		},
+	})
+	return body, "BILL.CREATED", err
 }
 
 // mercoaSample is a payable from a vendor, amounts as JSON numbers.
@@ -156,32 +188,51 @@ func moxieSample(p sampleParams) ([]byte, string, error) {
 	return body, event, err
 }
 
-func samplers() []string {
-	var names []string
-	for n := range samples {
-		names = append(names, n)
-	}
-	return names
-}
+func samplers() []string { return slices.Sorted(maps.Keys(samples)) }
 
+// qontoSample is Qonto's v1/client-invoices envelope around a client
+// invoice of one item, 1440.00 EUR with 20% VAT.
 func qontoSample(p sampleParams) ([]byte, string, error) {
 	at := p.At.Format(time.RFC3339)
+	eur := func(v string) map[string]string { return map[string]string{"value": v, "currency": "EUR"} }
 	body, err := json.Marshal(map[string]any{
-		"id": p.EventID, "event_type": "client_invoices.created", "created_at": at,
+		"id": p.EventID, "subscription_id": "5b0c7e4c-1b1d-4c8e-9f3a-6d2e1c0b9a87", "organization_id": "8f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b",
+		"membership_id": "2a3b4c5d-6e7f-4081-92a3-b4c5d6e7f809", "type": "v1/client-invoices", "created_at": at,
 		"data": map[string]any{
 			"id": p.InvoiceID, "number": "INV-" + p.InvoiceID[:8], "status": orDefault(p.Status, "unpaid"), "currency": "EUR",
-			"total_amount": map[string]string{"value": "1440.00", "currency": "EUR"},
-			"vat_amount":   map[string]string{"value": "240.00", "currency": "EUR"},
-			"issue_date":   p.At.Format(time.DateOnly), "due_date": p.At.AddDate(0, 0, 30).Format(time.DateOnly),
-			"created_at": at, "contact_email": "billing@client.example",
+			"total_amount": eur("1440.00"), "vat_amount": eur("240.00"),
+			"issue_date": p.At.Format(time.DateOnly), "due_date": p.At.AddDate(0, 0, 30).Format(time.DateOnly),
+			"created_at": at, "finalized_at": at, "contact_email": "billing@client.example", "invoice_type": "standard",
 			"client": map[string]any{"id": "client-1", "name": "Client SARL", "billing_address": map[string]string{"city": "Paris", "country_code": "FR"}},
 			"items": []map[string]any{{
-				"title": "Consulting", "quantity": "12", "unit": "hour",
-				"unit_price": map[string]string{"value": "100.00", "currency": "EUR"}, "vat_rate": "0.2",
-				"total_vat":    map[string]string{"value": "240.00", "currency": "EUR"},
-				"subtotal":     map[string]string{"value": "1200.00", "currency": "EUR"},
-				"total_amount": map[string]string{"value": "1440.00", "currency": "EUR"},
+				"title": "Consulting", "quantity": "12", "unit": "hour", "unit_price": eur("100.00"), "vat_rate": "0.2",
+				"total_vat": eur("240.00"), "subtotal": eur("1200.00"), "total_amount": eur("1440.00"),
 			}},
+		},
+	})
+	return body, "", err
+}
+
+// standardWebhooksSample is an invoice of your own system in invoicehub's
+// canonical JSON, as the standardwebhooks provider takes it: 1440.00 EUR.
+func standardWebhooksSample(p sampleParams) ([]byte, string, error) {
+	st := orDefault(p.Status, "open")
+	paid, due := "0.00", "1440.00"
+	if st == "paid" {
+		paid, due = "1440.00", "0.00"
+	}
+	body, err := json.Marshal(map[string]any{
+		"type": "invoice.created", "timestamp": p.At.Format(time.RFC3339),
+		"data": map[string]any{
+			"remote_id": p.InvoiceID, "number": "OWN-" + p.InvoiceID[:8], "direction": "receivable", "document_type": "invoice",
+			"status": st, "provider_status": st, "is_overdue": false, "currency": "EUR",
+			"issue_date": p.At.Format(time.DateOnly), "due_date": p.At.AddDate(0, 0, 30).Format(time.DateOnly),
+			"buyer": map[string]any{"name": "Client SARL", "country": "FR"},
+			"totals": map[string]string{"lines_net": "1200.00", "discount": "0.00", "net": "1200.00", "tax": "240.00",
+				"total": "1440.00", "paid": paid, "credited": "0.00", "due": due},
+			"lines": []map[string]any{{"name": "Consulting", "quantity": "12", "unit_price": "100.00", "net_amount": "1200.00",
+				"tax_rate": "0.2", "tax_amount": "240.00", "total_amount": "1440.00"}},
+			"remote_updated_at": p.At.Format(time.RFC3339),
 		},
 	})
 	return body, "", err
