@@ -4,9 +4,13 @@
 //
 // Answers: 200 stored (or already stored: a duplicate); 400 malformed; 401
 // not proven genuine; 404 unknown provider or source; 405 wrong method; 413
-// body over the source's cap; 503 with Retry-After when JetStream does not
-// acknowledge within the publish deadline. Nothing is published for any
-// answer but 200.
+// body over the source's cap; 503 with Retry-After at once while the NATS
+// connection is down, or when JetStream does not acknowledge within the
+// publish deadline. Nothing is published for any answer but 200: the
+// connection keeps no publish to send on reconnect (stage.Connect). Where
+// a timeout leaves it unknown whether JetStream stored a webhook, the
+// provider's retry is deduplicated by JetStream (within the duplicate
+// window) and by the normalizer (whatever its age).
 package ingress
 
 import (
@@ -166,6 +170,10 @@ func (s *Server) accept(r *http.Request, w http.ResponseWriter, providerName, so
 	msg, err := s.rawMessage(r.Context(), p, src, req, evidence, identity)
 	if err != nil {
 		return outcome{http.StatusBadRequest, "malformed", err.Error()}, nil
+	}
+	if s.nc != nil && s.nc.Status() != nats.CONNECTED {
+		// Disconnected: refused at once, never buffered to be sent later.
+		return outcome{http.StatusServiceUnavailable, "unavailable", "storage unavailable, retry later"}, nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.PublishTimeout)
 	defer cancel()

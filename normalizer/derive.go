@@ -13,19 +13,6 @@ import (
 	"github.com/invoicehub/invoicehub/schemas/money"
 )
 
-// State is what the normalizer remembers of an invoice: the last published
-// post-image, the one before it (so that a redelivery of the raw event that
-// made the last change derives the same events again), the version and the
-// raw event of the last change. It is the value of the invoice's key in
-// the state bucket.
-type State struct {
-	Invoice  schemas.Invoice  `json:"invoice"`
-	Previous *schemas.Invoice `json:"previous,omitempty"`
-	Sequence int64            `json:"sequence"`
-	RawID    string           `json:"raw_id"`
-	Deleted  bool             `json:"deleted,omitempty"`
-}
-
 // Outcome says what a raw event did.
 type Outcome string
 
@@ -35,7 +22,7 @@ const (
 	OutcomeUnchanged      Outcome = "unchanged"       // a newer version with nothing new
 	OutcomeStale          Outcome = "stale"           // older than the known state: dropped
 	OutcomeDeletedUnknown Outcome = "deleted_unknown" // a deletion of an invoice never seen
-	OutcomeApplied        Outcome = "applied"         // replay: the raw event made the current state
+	OutcomeApplied        Outcome = "applied"         // a repeat: the state holds this raw event's change already
 	OutcomeSkipped        Outcome = "skipped"         // a genuine event that is not about an invoice
 )
 
@@ -151,6 +138,3 @@ func merged(a, b map[string]json.RawMessage) map[string]struct{} {
 // ErrSchemaViolation classes a canonical event the schema refuses: a bug
 // in a mapper, dead-lettered so the stream flows on.
 var ErrSchemaViolation = errors.New("schema_violation")
-
-// stale reports whether a result is older than the known state.
-func stale(st *State, seq int64) bool { return st != nil && seq < st.Sequence }

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/money"
 )
@@ -58,21 +56,30 @@ func TestDeriveStory(t *testing.T) {
 	if p := out.Events[3].Data.Payment; p == nil || p.Amount.String() != "1308.00" || p.Currency != "EUR" {
 		t.Fatalf("payment %+v", p)
 	}
-	if st.Invoice.Status != schemas.StatusPaid || st.Previous.Status != schemas.StatusDraft || st.RawID == "" {
+	if st.Invoice.Status != schemas.StatusPaid || len(st.Applied) != 2 || st.Pending == nil || st.Pending.RawID != st.Applied[1] {
 		t.Fatalf("state %+v", st)
 	}
-
-	// The same raw event again (a redelivery after the state was stored):
-	// the same events, with the same ids, and no new state.
-	again, st2 := step(t, st, paid, 2)
-	if again.State != nil || st2 != st || !slices.Equal(ids(again), ids(out)) {
-		t.Fatalf("redelivery: state %v, ids %v vs %v", again.State, ids(again), ids(out))
+	// The state's announcement builds the same events, ids included.
+	if announced, err := st.announced(); err != nil || !slices.Equal(ids(Output{Events: announced}), ids(out)) {
+		t.Fatalf("announcement: %v, %v", ids(Output{Events: announced}), err)
 	}
 
-	// An older version arriving late (the draft) is stale: nothing.
+	// The same raw event again (a redelivery, or a resend long after): the
+	// state holds its change already; nothing is announced again.
+	again, st2 := step(t, st, paid, 2)
+	if again.Outcome != OutcomeApplied || again.State != nil || st2 != st || len(again.Events) != 0 {
+		t.Fatalf("repeat: %+v", again)
+	}
+
+	// The draft again, late: a repeat, nothing. Had the state forgotten
+	// it, its older version would be stale: nothing either.
 	late, st3 := step(t, st, draft, 1)
-	if late.Outcome != OutcomeStale || len(late.Events) != 0 || st3 != st {
+	if late.Outcome != OutcomeApplied || len(late.Events) != 0 || st3 != st {
 		t.Fatalf("late draft: %+v", late)
+	}
+	st.Applied = st.Applied[1:]
+	if late, _ = step(t, st, draft, 1); late.Outcome != OutcomeStale || len(late.Events) != 0 {
+		t.Fatalf("older version: %+v", late)
 	}
 }
 
@@ -94,12 +101,13 @@ func TestDeriveUnchangedAndDeleted(t *testing.T) {
 	if len(out.Events) != 2 {
 		t.Fatalf("created: %v", kinds(out))
 	}
-	// The same content under a newer version: unchanged, state advances.
+	// The same content in another raw event under a newer version:
+	// unchanged, nothing announced, the version advances.
 	st.Sequence--
-	st.RawID = "earlier"
+	st.Applied, st.Pending = []string{"earlier"}, nil
 	out, st = step(t, st, created, 2)
-	if out.Outcome != OutcomeUnchanged || len(out.Events) != 0 || st.RawID == "earlier" {
-		t.Fatalf("unchanged: %+v", out)
+	if out.Outcome != OutcomeUnchanged || len(out.Events) != 0 || len(st.Applied) != 2 || st.Pending != nil {
+		t.Fatalf("unchanged: %+v %+v", out, st)
 	}
 	// Deleted after it was seen: one deleted event carrying the last state.
 	out, st = step(t, st, deleted, 3)
@@ -109,8 +117,8 @@ func TestDeriveUnchangedAndDeleted(t *testing.T) {
 	if inv := out.Events[0].Data.Invoice; inv.Currency != "USD" || inv.RemoteID != "3f1c2b9e-8d7a-4c6b-9e5f-0a1b2c3d4e06" || inv.RawRef.Sequence != 3 {
 		t.Fatalf("deleted event invoice %+v", inv)
 	}
-	// Seen again after deletion: created anew.
-	st.Sequence = 0
+	// Seen again after deletion (another raw event): created anew.
+	st.Sequence, st.Applied = 0, nil
 	if out, _ = step(t, st, created, 4); !slices.Equal(kinds(out), []schemas.Kind{"created", "updated"}) {
 		t.Fatalf("after deletion: %v", kinds(out))
 	}
@@ -147,12 +155,13 @@ func TestCheckFlagsBrokenArithmetic(t *testing.T) {
 	}
 }
 
-func TestBuildRefusesSchemaViolation(t *testing.T) {
-	raw := event.New()
-	raw.SetID("r")
-	c := change{kinds: []schemas.Kind{schemas.KindUpdated}, info: schemas.EventInfo{OccurredAt: time.Unix(0, 0), ProviderEventID: "r", ProviderEventType: "x"},
-		invoice: schemas.Invoice{ID: "q:a:1", Provider: "q", Source: "a", RemoteID: "1", Currency: "euro"}}
-	_, err := build(c, &raw, 1, "")
+func TestAnnouncementRefusesSchemaViolation(t *testing.T) {
+	st := &State{
+		Invoice:  schemas.Invoice{ID: "q:a:1", Provider: "q", Source: "a", RemoteID: "1", Currency: "euro"},
+		Sequence: 1,
+		Pending:  &Announcement{RawID: "r", Kinds: []schemas.Kind{schemas.KindUpdated}, Info: schemas.EventInfo{OccurredAt: time.Unix(0, 0), ProviderEventID: "r", ProviderEventType: "x"}},
+	}
+	_, err := st.announced()
 	if !errors.Is(err, ErrSchemaViolation) || Class(err) != "schema_violation" {
 		t.Fatalf("got %v", err)
 	}

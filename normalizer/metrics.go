@@ -10,6 +10,7 @@ type metrics struct {
 	processed          *prometheus.CounterVec
 	unknown            *prometheus.CounterVec
 	arithmeticWarnings *prometheus.CounterVec
+	flushed            prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -26,8 +27,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "invoicehub", Subsystem: "normalizer", Name: "arithmetic_warnings_total",
 			Help: "EN 16931 arithmetic rules broken by a provider's figures (published as stated).",
 		}, []string{"provider"}),
+		flushed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "invoicehub", Subsystem: "normalizer", Name: "announcements_flushed_total",
+			Help: "Announcements a reader found pending (a crash between a state write and its events) and published.",
+		}),
 	}
-	if err := stage.Register(reg, m.processed, m.unknown, m.arithmeticWarnings); err != nil {
+	if err := stage.Register(reg, m.processed, m.unknown, m.arithmeticWarnings, m.flushed); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -4,17 +4,19 @@
 //
 // Normalize is pure: from a raw CloudEvent and the invoice's known state
 // it derives the canonical events and the state to keep. The Normalizer
-// runs it on a durable consumer through the shared consume adapter, keeps
-// the state in a JetStream KV bucket with compare-and-set (so replicas
-// cannot clobber each other), and publishes with deterministic ids, so a
-// redelivered or replayed raw event yields the same ids and JetStream drops
-// the repeats.
+// runs it on a durable consumer through the shared consume adapter, one
+// invoice at a time in stream order, and keeps each invoice's state in a
+// JetStream KV bucket, written with compare-and-set together with the
+// announcement of the change's events, which are published after and then
+// confirmed: every change is announced exactly once, whatever crashes
+// where, however late a raw event is redelivered or resent.
 package normalizer
 
 import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
@@ -50,7 +52,8 @@ type Canonical struct {
 // Output is what one raw event yields.
 type Output struct {
 	Events []Canonical
-	// State is the state to store, or nil when it must not change.
+	// State is the state to store, or nil when it must not change. It
+	// carries the announcement of Events.
 	State   *State
 	Outcome Outcome
 	// Warnings are EN 16931 arithmetic problems of the invoice (see check).
@@ -72,38 +75,47 @@ func Normalize(raw *event.Event, header nats.Header, ref schemas.RawRef, known *
 	if err != nil {
 		return Output{}, err
 	}
-	return apply(res, raw, known, ce.StringExtension(raw, ce.ExtTraceParent))
+	return apply(res, raw.ID(), known, ce.StringExtension(raw, ce.ExtTraceParent), time.Now())
 }
 
-// apply derives a mapped raw event against the known state; the canonical
-// events carry traceparent.
-func apply(res mapper.Result, raw *event.Event, known *State, traceparent string) (Output, error) {
-	if res.Action == mapper.ActionSkip {
+// apply decides what a mapped raw event does to the known state, whose
+// own announcement, if any, the caller has published already: nothing for
+// a repeat of a raw event the state holds or a stale version; otherwise
+// the change's events and the next state, announcing them. now stamps the
+// announcement.
+func apply(res mapper.Result, rawID string, known *State, traceparent string, now time.Time) (Output, error) {
+	switch {
+	case res.Action == mapper.ActionSkip:
 		return Output{Outcome: OutcomeSkipped}, nil
-	}
-	seq := res.Version
-	if known != nil && known.RawID == raw.ID() {
-		// This raw event made the last change: derive it again from the
-		// state before it, so its events are published even if a crash
-		// cut them off. Their ids are the same.
-		out, err := build(derive(known.Previous, res, raw.ID()), raw, seq, traceparent)
-		out.State = nil
-		return out, err
-	}
-	if stale(known, seq) {
+	case known.applied(rawID):
+		return Output{Outcome: OutcomeApplied}, nil
+	case known != nil && res.Version < known.Sequence:
 		return Output{Outcome: OutcomeStale}, nil
 	}
 	var prev *schemas.Invoice
 	if known != nil && !known.Deleted {
 		prev = &known.Invoice
 	}
-	c := derive(prev, res, raw.ID())
-	out, err := build(c, raw, seq, traceparent)
-	if err != nil || c.outcome == OutcomeDeletedUnknown {
-		return out, err
+	c := derive(prev, res, rawID)
+	switch c.outcome {
+	case OutcomeDeletedUnknown:
+		return Output{Outcome: c.outcome}, nil
+	case OutcomeUnchanged:
+		out := Output{Outcome: c.outcome}
+		if res.Version > known.Sequence { // keep the newer version: an older one must not apply after it
+			next := *known
+			next.Sequence, next.Applied, next.Pending = res.Version, known.withApplied(rawID), nil
+			out.State = &next
+		}
+		return out, nil
 	}
-	out.State = &State{Invoice: c.invoice, Previous: prev, Sequence: seq, RawID: raw.ID(), Deleted: res.Action == mapper.ActionDeleted}
-	return out, nil
+	a := &Announcement{RawID: rawID, Kinds: c.kinds, Info: c.info, Payment: c.payment, Traceparent: traceparent, WrittenAt: now.UTC()}
+	next := &State{Invoice: c.invoice, Sequence: res.Version, Deleted: res.Action == mapper.ActionDeleted, Applied: known.withApplied(rawID), Pending: a}
+	events, err := next.announced()
+	if err != nil {
+		return Output{}, err
+	}
+	return Output{Events: events, State: next, Outcome: OutcomePublished, Warnings: check(c.invoice)}, nil
 }
 
 func mapRaw(raw *event.Event, header nats.Header, ref schemas.RawRef, opts Options) (mapper.Result, error) {
@@ -123,33 +135,34 @@ func mapRaw(raw *event.Event, header nats.Header, ref schemas.RawRef, opts Optio
 	return m(in)
 }
 
-// build turns a change into its canonical events, in the order of
-// schemas.Kinds.
-func build(c change, raw *event.Event, seq int64, traceparent string) (Output, error) {
-	out := Output{Outcome: c.outcome}
-	if len(c.kinds) == 0 {
-		return out, nil
+// announced builds the events of the state's announcement, in the order
+// of schemas.Kinds: always the same events, ids included, for the same
+// state.
+func (s *State) announced() ([]Canonical, error) {
+	a := s.Pending
+	if a == nil || len(a.Kinds) == 0 {
+		return nil, nil
 	}
-	out.Warnings = check(c.invoice)
 	var datas []schemas.EventData
 	for _, kind := range schemas.Kinds {
-		if !slices.Contains(c.kinds, kind) {
+		if !slices.Contains(a.Kinds, kind) {
 			continue
 		}
-		info := c.info
+		info := a.Info
 		info.Kind = kind
-		data := schemas.EventData{SchemaVersion: schemas.SchemaVersion, Event: info, Invoice: c.invoice}
+		data := schemas.EventData{SchemaVersion: schemas.SchemaVersion, Event: info, Invoice: s.Invoice}
 		if kind == schemas.KindPaymentReceived {
-			data.Payment = c.payment
+			data.Payment = a.Payment
 		}
 		datas = append(datas, data)
 	}
-	events, err := ce.NewCanonicalSet(datas, raw.ID(), seq, traceparent)
+	events, err := ce.NewCanonicalSet(datas, a.RawID, s.Sequence, a.Traceparent)
 	if err != nil {
-		return Output{}, fmt.Errorf("%w: %w", ErrSchemaViolation, err)
+		return nil, fmt.Errorf("%w: %w", ErrSchemaViolation, err)
 	}
+	out := make([]Canonical, len(events))
 	for i, e := range events {
-		out.Events = append(out.Events, Canonical{Subject: subject.Invoice(string(datas[i].Event.Kind), c.invoice.Provider, c.invoice.Source), Event: e, Data: datas[i]})
+		out[i] = Canonical{Subject: subject.Invoice(string(datas[i].Event.Kind), s.Invoice.Provider, s.Invoice.Source), Event: e, Data: datas[i]}
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,8 +31,14 @@ type Config struct {
 	Concurrency int
 	MaxAttempts int
 	Backoff     consume.Backoff
+	// AckWait and Heartbeat tune the consumer (see consume.Config).
+	AckWait, Heartbeat time.Duration
 	// Replicas of the state bucket (as the streams'); default 1.
 	Replicas int
+	// DuplicateWindow is INVOICES' duplicate window: an announcement older
+	// than it is checked against the stream before it is published again.
+	// Default 2m.
+	DuplicateWindow time.Duration
 	// ReceivableSources lists "<provider>/<source>" whose invoices are
 	// receivables although the provider's usually are payables (Mercoa).
 	ReceivableSources []string
@@ -44,7 +51,7 @@ func (c Config) ConsumeConfig() consume.Config {
 	return consume.Config{
 		Stage: "normalizer", ID: ConsumerID, Stream: subject.WebhooksStream,
 		FilterSubjects: []string{subject.WebhooksRoot + ".>", subject.Replay("normalizer", ConsumerID)},
-		Concurrency:    c.Concurrency, MaxAttempts: c.MaxAttempts, Backoff: c.Backoff,
+		Concurrency:    c.Concurrency, MaxAttempts: c.MaxAttempts, Backoff: c.Backoff, AckWait: c.AckWait, Heartbeat: c.Heartbeat,
 	}
 }
 
@@ -53,6 +60,7 @@ type Normalizer struct {
 	js      jetstream.JetStream
 	state   *stateStore
 	opts    Options
+	window  time.Duration
 	log     *slog.Logger
 	metrics *metrics
 }
@@ -76,99 +84,203 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logg
 	for _, s := range cfg.ReceivableSources {
 		opts.Receivable[s] = true
 	}
-	return &Normalizer{js: js, state: st, opts: opts, log: log.With("component", "normalizer"), metrics: m}, nil
+	window := cfg.DuplicateWindow
+	if window <= 0 {
+		window = 2 * time.Minute
+	}
+	return &Normalizer{js: js, state: st, opts: opts, window: window, log: log.With("component", "normalizer"), metrics: m}, nil
 }
 
-// Run processes WEBHOOKS until ctx ends, through the shared consume adapter.
+// Run processes WEBHOOKS until ctx ends, through the shared consume
+// adapter: concurrently across invoices, one invoice's raw events in
+// stream order.
 func (n *Normalizer) Run(ctx context.Context, cfg Config) error {
-	return consume.Run(ctx, n.js, cfg.ConsumeConfig(), n.Handle, n.log)
+	cc := cfg.ConsumeConfig()
+	cc.Key = n.key
+	return consume.Run(ctx, n.js, cc, n.Handle, n.log)
 }
 
-// Handle normalizes one raw webhook: it maps it, derives its events
-// against the invoice's state, stores the new state with compare-and-set,
-// and publishes the events. The state is written before the events are
-// published, so a stale or losing replica publishes nothing; a crash in
-// between is repaired by the redelivery, which derives the same events
-// again (see Normalize). A raw event that cannot be mapped is a permanent
-// error with its class; KV and publish failures are transient.
-func (n *Normalizer) Handle(ctx context.Context, d consume.Delivery) error {
-	_, err := n.process(ctx, d, false)
+// prepared is a raw event decoded and mapped, once, by key.
+type prepared struct {
+	raw      *event.Event
+	provider string
+	res      mapper.Result
+	err      error // permanent, classified
+}
+
+// prepare decodes and maps a delivery.
+func (n *Normalizer) prepare(d *consume.Delivery) *prepared {
+	if p, ok := d.Prepared.(*prepared); ok {
+		return p
+	}
+	raw, err := ce.FromMsg(context.Background(), d.Msg())
+	if err != nil {
+		return &prepared{err: consume.PermanentClass("not_cloudevent", err)}
+	}
+	p := &prepared{raw: raw, provider: ce.StringExtension(raw, ce.ExtProvider)}
+	if p.res, err = mapRaw(raw, d.Header, schemas.RawRef{Stream: d.Stream, Sequence: d.Sequence}, n.opts); err != nil {
+		p.err = consume.PermanentClass(Class(err), fmt.Errorf("raw event %s: %w", raw.ID(), err))
+	}
+	d.Prepared = p
+	return p
+}
+
+// key orders raw events by invoice: the adapter handles one invoice's raw
+// events one at a time, in stream order.
+func (n *Normalizer) key(d *consume.Delivery) string {
+	p := n.prepare(d)
+	if p.err != nil || p.res.Action == mapper.ActionSkip {
+		return ""
+	}
+	return p.res.Invoice.ID
+}
+
+// Handle normalizes one raw webhook: it maps it, flushes the invoice's
+// pending announcement if any, derives the events against the state,
+// stores the new state with its announcement (compare-and-set), publishes
+// the events and clears the announcement. A raw event that cannot be
+// mapped is a permanent error with its class; KV and publish failures are
+// transient.
+func (n *Normalizer) Handle(ctx context.Context, d *consume.Delivery) error {
+	_, err := n.process(ctx, d)
 	return err
 }
 
-// process normalizes one delivery. In replay mode a raw event that made the
-// invoice's current state is skipped: its events were published already,
-// and republishing them past the duplicate window would duplicate them.
-func (n *Normalizer) process(ctx context.Context, d consume.Delivery, replay bool) (Outcome, error) {
-	raw, err := ce.FromMsg(ctx, d.Msg())
-	if err != nil {
+func (n *Normalizer) process(ctx context.Context, d *consume.Delivery) (Outcome, error) {
+	p := n.prepare(d)
+	if p.raw == nil {
 		n.metrics.outcome("", "not_cloudevent")
-		return "", consume.PermanentClass("not_cloudevent", err)
+		return "", p.err
 	}
-	providerName := ce.StringExtension(raw, ce.ExtProvider)
-	ctx, span := tracing.Start(ctx, "normalizer.normalize", ce.StringExtension(raw, ce.ExtTraceParent),
-		attribute.String("invoicehub.provider", providerName), attribute.String("invoicehub.raw_id", raw.ID()))
+	ctx, span := tracing.Start(ctx, "normalizer.normalize", ce.StringExtension(p.raw, ce.ExtTraceParent),
+		attribute.String("invoicehub.provider", p.provider), attribute.String("invoicehub.raw_id", p.raw.ID()))
 	defer span.End()
-	outcome, err := n.normalize(ctx, raw, d, providerName, replay)
+	outcome, err := n.normalize(ctx, p)
 	tracing.Fail(span, err)
 	span.SetAttributes(attribute.String("invoicehub.outcome", string(outcome)))
 	return outcome, err
 }
 
-func (n *Normalizer) normalize(ctx context.Context, raw *event.Event, d consume.Delivery, providerName string, replay bool) (Outcome, error) {
-	res, err := mapRaw(raw, d.Header, schemas.RawRef{Stream: d.Stream, Sequence: d.Sequence}, n.opts)
-	if err != nil {
-		return "", n.permanent(providerName, raw.ID(), err)
+func (n *Normalizer) normalize(ctx context.Context, p *prepared) (Outcome, error) {
+	if p.err != nil {
+		if class, _ := consume.PermanentClassOf(p.err); class != "" {
+			n.metrics.outcome(p.provider, class)
+		}
+		return "", p.err
 	}
-	if res.Action == mapper.ActionSkip {
-		n.metrics.skipped(providerName, res.ProviderEventType)
-		n.log.Debug("not about an invoice: skipped", "provider", providerName, "raw_id", raw.ID(), "event_type", res.ProviderEventType)
+	if p.res.Action == mapper.ActionSkip {
+		n.metrics.skipped(p.provider, p.res.ProviderEventType)
+		n.log.Debug("not about an invoice: skipped", "provider", p.provider, "raw_id", p.raw.ID(), "event_type", p.res.ProviderEventType)
 		return OutcomeSkipped, nil
 	}
-	key := stateKey(res.Invoice.ID)
+	key := stateKey(p.res.Invoice.ID)
 	// A provider's "created" event is almost always the invoice's first: it
 	// is first tried as a create without reading the state, which saves a
 	// round trip. Should the invoice exist, the create fails like any
 	// conflict and the next attempt reads the state.
-	assumeNew := res.Action == mapper.ActionCreated
+	assumeNew := p.res.Action == mapper.ActionCreated
 	for range casAttempts {
 		var known *State
 		var revision uint64
+		var err error
 		if !assumeNew {
 			if known, revision, err = n.state.load(ctx, key); err != nil {
 				return "", err
 			}
 		}
 		assumeNew = false
-		if replay && known != nil && known.RawID == raw.ID() {
-			return OutcomeApplied, nil
-		}
-		out, err := apply(res, raw, known, tracing.Traceparent(ctx))
-		if err != nil {
-			return "", n.permanent(providerName, raw.ID(), err)
-		}
-		if out.State != nil {
-			if err := n.state.store(ctx, key, out.State, revision); errors.Is(err, errConflict) {
+		if known != nil && known.Pending != nil {
+			if known, revision, err = n.flush(ctx, key, known, revision); errors.Is(err, errConflict) {
 				continue
 			} else if err != nil {
 				return "", err
 			}
 		}
-		return out.Outcome, n.publish(ctx, providerName, raw.ID(), out)
+		out, err := apply(p.res, p.raw.ID(), known, tracing.Traceparent(ctx), time.Now())
+		if err != nil {
+			return "", consume.PermanentClass(Class(err), fmt.Errorf("raw event %s: %w", p.raw.ID(), err))
+		}
+		if out.State == nil {
+			n.report(p, out)
+			return out.Outcome, nil
+		}
+		rev, err := n.state.store(ctx, key, out.State, revision)
+		if errors.Is(err, errConflict) {
+			continue
+		} else if err != nil {
+			return "", err
+		}
+		crashPoint("after-state-write")
+		if err := n.publish(ctx, out.Events); err != nil {
+			return "", err // the redelivery finds the announcement and publishes it
+		}
+		n.clear(ctx, key, out.State, rev)
+		n.report(p, out)
+		return out.Outcome, nil
 	}
-	return "", fmt.Errorf("normalizer: state of %s changed %d times in a row", res.Invoice.ID, casAttempts)
+	return "", fmt.Errorf("normalizer: state of %s changed %d times in a row", p.res.Invoice.ID, casAttempts)
 }
 
-func (n *Normalizer) permanent(providerName, rawID string, err error) error {
-	class := Class(err)
-	n.metrics.outcome(providerName, class)
-	return consume.PermanentClass(class, fmt.Errorf("raw event %s: %w", rawID, err))
+// flush publishes a state's pending announcement, then clears it; it
+// returns the state without it and its revision. An announcement older
+// than the duplicate window is first renewed (so that a later flush knows
+// when this one may have published) and its events checked against
+// INVOICES, so that what a crash left published is not published again.
+func (n *Normalizer) flush(ctx context.Context, key string, st *State, revision uint64) (*State, uint64, error) {
+	events, err := st.announced()
+	if err != nil {
+		return nil, 0, consume.PermanentClass(Class(err), err)
+	}
+	next := *st
+	if since := st.Pending.WrittenAt; time.Since(since) > n.window-windowMargin {
+		pending := *st.Pending
+		pending.WrittenAt = time.Now().UTC()
+		next.Pending = &pending
+		if revision, err = n.state.store(ctx, key, &next, revision); err != nil {
+			return nil, 0, err
+		}
+		if events, err = n.unpublished(ctx, events, since); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := n.publish(ctx, events); err != nil {
+		return nil, 0, err
+	}
+	n.metrics.flushed.Inc()
+	revision = n.clear(ctx, key, &next, revision)
+	next.Pending = nil
+	return &next, revision, nil
 }
 
-// publish publishes a change's events at once and waits for every PubAck.
-func (n *Normalizer) publish(ctx context.Context, providerName, rawID string, out Output) error {
-	acks := make([]jetstream.PubAckFuture, 0, len(out.Events))
-	for _, c := range out.Events {
+// clear writes st without its announcement, once its events are
+// published; it returns the new revision (that read, if another writer
+// was first: it flushed the same announcement).
+func (n *Normalizer) clear(ctx context.Context, key string, st *State, revision uint64) uint64 {
+	if st == nil || st.Pending == nil {
+		return revision
+	}
+	cleared := *st
+	cleared.Pending = nil
+	rev, err := n.state.store(ctx, key, &cleared, revision)
+	if err != nil {
+		// The next reader flushes it again: within the duplicate window
+		// JetStream drops the repeats, past it flush checks the stream.
+		n.log.Debug("clearing an announcement", "key", key, "err", err)
+		return revision
+	}
+	st.Pending = nil
+	return rev
+}
+
+// windowMargin is how far inside the duplicate window an announcement is
+// still trusted to JetStream's deduplication.
+const windowMargin = 30 * time.Second
+
+// publish publishes events at once and waits for every PubAck. A repeat
+// inside the duplicate window is acknowledged as a duplicate.
+func (n *Normalizer) publish(ctx context.Context, events []Canonical) error {
+	acks := make([]jetstream.PubAckFuture, 0, len(events))
+	for _, c := range events {
 		msg, err := ce.ToMsg(ctx, c.Subject, c.Event)
 		if err != nil {
 			return err
@@ -188,23 +300,27 @@ func (n *Normalizer) publish(ctx context.Context, providerName, rawID string, ou
 			return fmt.Errorf("normalizer: publish: %w", ctx.Err())
 		}
 	}
-	n.metrics.outcome(providerName, string(out.Outcome))
+	return nil
+}
+
+// report counts and logs what a raw event did.
+func (n *Normalizer) report(p *prepared, out Output) {
+	n.metrics.outcome(p.provider, string(out.Outcome))
 	if out.Outcome == OutcomeStale {
-		n.log.Info("stale update dropped", "provider", providerName, "raw_id", rawID)
+		n.log.Info("stale update dropped", "provider", p.provider, "raw_id", p.raw.ID())
 	}
 	if len(out.Events) == 0 {
-		return nil
+		return
 	}
 	inv := out.Events[0].Data.Invoice
 	if inv.Status == schemas.StatusUnknown {
-		n.metrics.unknownStatus(providerName)
-		n.log.Warn("unmapped provider status", "provider", providerName, "raw_id", rawID, "invoice", inv.ID, "provider_status", inv.ProviderStatus)
+		n.metrics.unknownStatus(p.provider)
+		n.log.Warn("unmapped provider status", "provider", p.provider, "raw_id", p.raw.ID(), "invoice", inv.ID, "provider_status", inv.ProviderStatus)
 	}
 	for _, w := range out.Warnings {
-		n.metrics.arithmetic(providerName)
-		n.log.Warn("EN 16931 arithmetic", "provider", providerName, "raw_id", rawID, "invoice", inv.ID, "rule", w)
+		n.metrics.arithmetic(p.provider)
+		n.log.Warn("EN 16931 arithmetic", "provider", p.provider, "raw_id", p.raw.ID(), "invoice", inv.ID, "rule", w)
 	}
-	return nil
 }
 
 // LoadConfig reads the normalizer's settings besides the common stage ones:

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -214,8 +215,8 @@ func TestReplicasDoNotClobber(t *testing.T) {
 	}
 	var st State
 	json.Unmarshal(e.Value(), &st)
-	if st.Invoice.Totals.Total.String() != fmt.Sprintf("%d.00", 100+versions-1) || st.RawID != fmt.Sprintf("evt-%02d", versions-1) {
-		t.Fatalf("final state %s from %s, want the newest", st.Invoice.Totals.Total, st.RawID)
+	if newest := st.Applied[len(st.Applied)-1]; st.Invoice.Totals.Total.String() != fmt.Sprintf("%d.00", 100+versions-1) || newest != fmt.Sprintf("evt-%02d", versions-1) || st.Pending != nil {
+		t.Fatalf("final state %s from %s (pending %v), want the newest", st.Invoice.Totals.Total, newest, st.Pending)
 	}
 	seen := map[string]bool{}
 	var newestPublished bool
@@ -230,47 +231,195 @@ func TestReplicasDoNotClobber(t *testing.T) {
 		seen[seq] = true
 		var d schemas.EventData
 		json.Unmarshal(m.Data, &d)
-		newestPublished = newestPublished || d.Event.ProviderEventID == st.RawID
+		newestPublished = newestPublished || d.Event.ProviderEventID == st.Applied[len(st.Applied)-1]
 	}
 	if !newestPublished {
 		t.Fatal("the newest version was not published")
 	}
 }
 
-// TestRedeliveryAfterStateStoredRepublishes covers a crash between the
-// state write and the publish: the redelivered "created" raw event finds
-// its own state stored (the create it tries first fails), and publishes
-// the events the first delivery derived, with the same ids.
-func TestRedeliveryAfterStateStoredRepublishes(t *testing.T) {
-	js := newJetStream(t)
-	publishFixture(t, js, "testdata/raw/qonto/created-draft.json")
-	raw := jstest.Messages(t, js, subject.WebhooksStream)[0]
-	d := consume.Delivery{Subject: raw.Subject, Header: raw.Header, Data: raw.Data, Stream: subject.WebhooksStream, Sequence: raw.Sequence, Attempt: 2}
+// crashAfterStateWrite does what a normalizer killed between its state
+// write and its publish leaves behind: the raw event's state, with its
+// announcement, stored; nothing published; the raw event unacknowledged.
+// It returns the events that state announces.
+func crashAfterStateWrite(t *testing.T, js jetstream.JetStream, path string, seq uint64) []string {
+	t.Helper()
 	n, err := New(t.Context(), js, Config{}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The first delivery: derived and stored its state, then crashed.
-	e, err := ce.FromMsg(t.Context(), d.Msg())
+	p, body, headers := fixture(t, path)
+	raw, h := rawEvent(t, p, body, headers)
+	out, err := Normalize(raw, h, schemas.RawRef{Stream: subject.WebhooksStream, Sequence: seq}, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := Normalize(e, d.Header, schemas.RawRef{Stream: d.Stream, Sequence: d.Sequence}, nil, Options{})
-	if err != nil {
+	if _, err := n.state.store(t.Context(), stateKey(out.State.Invoice.ID), out.State, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.state.store(t.Context(), stateKey(first.State.Invoice.ID), first.State, 0); err != nil {
-		t.Fatal(err)
+	var ids []string
+	for _, c := range out.Events {
+		ids = append(ids, c.Event.ID())
 	}
-	if err := n.Handle(t.Context(), d); err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for _, c := range first.Events {
-		want = append(want, c.Event.ID())
-	}
+	return ids
+}
+
+// TestRedeliveryAfterStateStoredAnnounces: killed between the state write
+// and the publish, the redelivered raw event finds its announcement stored
+// and publishes it: the same events, the same ids, once; the announcement
+// is cleared.
+func TestRedeliveryAfterStateStoredAnnounces(t *testing.T) {
+	js := newJetStream(t)
+	publishFixture(t, js, "testdata/raw/qonto/created-draft.json") // seq 1: the delivery that "crashed"
+	want := crashAfterStateWrite(t, js, "testdata/raw/qonto/created-draft.json", 1)
+	runNormalizer(t, js, 1) // the redelivery
+	drained(t, js)
 	if got := eventIDs(t, js); !slices.Equal(got, want) || len(want) != 2 {
 		t.Fatalf("redelivery published %v, want the created and updated %v", got, want)
+	}
+	if st := loadState(t, js, "qonto:acme:4d5418bb-bd0d-4df4-865c-c07afab8bb48"); st.Pending != nil {
+		t.Fatalf("announcement left pending: %+v", st.Pending)
+	}
+}
+
+// TestCrashBeforeANewerUpdateLosesNothing (issue 10, failure 1): the draft's
+// state is stored, the process dies before publishing, the newer update is
+// normalized first, and the draft's redelivery comes last. Its created
+// event is published all the same (by the update's normalization, which
+// found the draft's announcement), once, before the update's events.
+func TestCrashBeforeANewerUpdateLosesNothing(t *testing.T) {
+	js := newJetStream(t)
+	draft := crashAfterStateWrite(t, js, "testdata/raw/qonto/created-draft.json", 1)
+	publishFixture(t, js, "testdata/raw/qonto/updated-paid.json")  // the newer update
+	publishFixture(t, js, "testdata/raw/qonto/created-draft.json") // the draft's redelivery, last
+	runNormalizer(t, js, 2)
+	drained(t, js)
+	got := eventIDs(t, js)
+	if len(got) != 7 || !slices.Equal(got[:2], draft) {
+		t.Fatalf("published %v: want the draft's created and updated %v first, then the update's five", got, draft)
+	}
+	assertNoRepeat(t, got)
+}
+
+// TestResendAfterTheDuplicateWindowAnnouncesNothing (issue 10, failure
+// 2): a webhook resent after INVOICES' duplicate window, stored again by
+// ingress, yields no canonical event: its change was announced.
+func TestResendAfterTheDuplicateWindowAnnouncesNothing(t *testing.T) {
+	js := newJetStreamWindow(t, 200*time.Millisecond)
+	publishFixture(t, js, "testdata/raw/qonto/created-draft.json")
+	publishFixture(t, js, "testdata/raw/qonto/updated-paid.json")
+	runNormalizer(t, js, 1)
+	drained(t, js)
+	first := eventIDs(t, js)
+	waitOutDuplicateWindow(t, js)
+	resend(t, js, "testdata/raw/qonto/updated-paid.json")
+	resend(t, js, "testdata/raw/qonto/created-draft.json")
+	drained(t, js)
+	if got := eventIDs(t, js); !slices.Equal(got, first) || len(first) != 7 {
+		t.Fatalf("after the resends INVOICES holds %v, want only the first %d", got, len(first))
+	}
+}
+
+// TestLateFlushDoesNotRepublish: killed after publishing but before
+// clearing, with no reader until the duplicate window has passed; the
+// next reader finds the announcement, sees its events in INVOICES, and
+// does not publish them again.
+func TestLateFlushDoesNotRepublish(t *testing.T) {
+	js := newJetStreamWindow(t, 200*time.Millisecond)
+	publishFixture(t, js, "testdata/raw/qonto/created-draft.json")
+	crashAfterStateWrite(t, js, "testdata/raw/qonto/created-draft.json", 1)
+	st := loadState(t, js, "qonto:acme:4d5418bb-bd0d-4df4-865c-c07afab8bb48")
+	events, err := st.announced()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := New(t.Context(), js, Config{}, quiet)
+	if err := n.publish(t.Context(), events); err != nil { // published, then the crash
+		t.Fatal(err)
+	}
+	waitOutDuplicateWindow(t, js)
+	cfg := Config{MaxAttempts: 3, DuplicateWindow: 200 * time.Millisecond}
+	late, err := New(t.Context(), js, cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- late.Run(ctx, cfg) }()
+	drained(t, js)
+	cancel()
+	<-done
+	if got := eventIDs(t, js); len(got) != 2 {
+		t.Fatalf("INVOICES holds %v, want the two events once", got)
+	}
+}
+
+// newJetStreamWindow runs a JetStream whose streams have a short
+// duplicate window.
+func newJetStreamWindow(t *testing.T, window time.Duration) jetstream.JetStream {
+	t.Helper()
+	_, js := jstest.Run(t).Connect(t)
+	if err := streams.Ensure(t.Context(), js, streams.Config{DuplicateWindow: window}); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// waitOutDuplicateWindow polls until INVOICES has forgotten a message id
+// published now: a probe on a subject no consumer here reads.
+func waitOutDuplicateWindow(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	probe := &nats.Msg{Subject: subject.Replay("sink", "probe"), Header: nats.Header{jetstream.MsgIDHeader: {"probe-" + t.Name()}}}
+	if _, err := js.PublishMsg(t.Context(), probe); err != nil {
+		t.Fatal(err)
+	}
+	jstest.Eventually(t, 10*time.Second, "the duplicate window passed", func() bool {
+		ack, err := js.PublishMsg(t.Context(), probe)
+		return err == nil && !ack.Duplicate
+	})
+}
+
+// resend stores a fixture's raw event again, as ingress does when the
+// provider resends it after WEBHOOKS' duplicate window.
+func resend(t *testing.T, js jetstream.JetStream, path string) {
+	t.Helper()
+	p, body, headers := fixture(t, path)
+	e, h := rawEvent(t, p, body, headers)
+	msg, err := ce.ToMsg(t.Context(), subject.Webhook(p, "acme"), *e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		msg.Header[k] = v
+	}
+	msg.Header.Set(jetstream.MsgIDHeader, "resent-"+e.ID())
+	if _, err := js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func loadState(t *testing.T, js jetstream.JetStream, invoiceID string) *State {
+	t.Helper()
+	n, err := New(t.Context(), js, Config{}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := n.state.load(t.Context(), stateKey(invoiceID))
+	if err != nil || st == nil {
+		t.Fatalf("state of %s: %v", invoiceID, err)
+	}
+	return st
+}
+
+// assertNoRepeat fails when an event id appears twice.
+func assertNoRepeat(t *testing.T, ids []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Fatalf("event %s published twice in %v", id, ids)
+		}
+		seen[id] = true
 	}
 }
 
@@ -279,7 +428,9 @@ func eventIDs(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
 	var ids []string
 	for _, m := range jstest.Messages(t, js, subject.InvoicesStream) {
-		ids = append(ids, m.Header.Get("ce-id"))
+		if strings.HasPrefix(m.Subject, subject.InvoicesRoot+".") {
+			ids = append(ids, m.Header.Get("ce-id"))
+		}
 	}
 	return ids
 }

@@ -29,13 +29,13 @@ type ReplayStats struct {
 }
 
 // Replay re-normalizes the raw events of r, in stream order, through the
-// same state as the live normalizer: what the state already reflects is
-// skipped (stale or applied), what it does not (raw events dead-lettered by
-// a mapper since fixed, or never consumed) is normalized and published. It
-// publishes no duplicates: canonical ids are deterministic and a raw event
-// whose events were published is never published again. Raw events that
-// still fail are counted by class and left where they are (the DLQ holds
-// them from the live run).
+// same state and the same steps as the live normalizer: what the state
+// already holds is left (applied, stale), what it does not (raw events
+// dead-lettered by a mapper since fixed, or never consumed) is normalized
+// and published. It publishes nothing twice: a raw event whose change was
+// announced is never announced again. Raw events that still fail are
+// counted by class and left where they are (the DLQ holds them from the
+// live run).
 func (n *Normalizer) Replay(ctx context.Context, r ReplayRange) (ReplayStats, error) {
 	stats := ReplayStats{Outcomes: map[string]int{}}
 	s, err := n.js.Stream(ctx, subject.WebhooksStream)
@@ -58,8 +58,8 @@ func (n *Normalizer) Replay(ctx context.Context, r ReplayRange) (ReplayStats, er
 			return false, nil
 		}
 		stats.Read++
-		d := consume.Delivery{Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Stream: meta.Stream, Sequence: meta.Sequence.Stream, Attempt: 1, Stored: meta.Timestamp}
-		outcome, err := n.process(ctx, d, true)
+		d := &consume.Delivery{Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Stream: meta.Stream, Sequence: meta.Sequence.Stream, Attempt: 1, Stored: meta.Timestamp}
+		outcome, err := n.process(ctx, d)
 		if err != nil {
 			class, permanent := consume.PermanentClassOf(err)
 			if !permanent {

@@ -6,12 +6,78 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoicehub/invoicehub/internal/consume"
+
+	"github.com/invoicehub/invoicehub/schemas"
 )
 
 // StateBucket is the JetStream KV bucket holding each invoice's State.
 const StateBucket = "INVOICE_STATE"
+
+// maxApplied bounds State.Applied: a repeat of an older raw event is
+// recognised by its version instead (older than the state: stale).
+const maxApplied = 32
+
+// State is what the normalizer keeps of an invoice, the value of its key
+// in the state bucket: the post-image of the last change, its version, the
+// raw events it has applied, and, until their events are confirmed
+// published, the announcement of the last change. A change of state and
+// its announcement are written together in one compare-and-set; the events
+// are published after, then the announcement is cleared. Whoever next
+// reads a state with an announcement publishes it first, so no change is
+// ever left unannounced, and none announced twice (see
+// docs/ARCHITECTURE.md, "Normalizer state").
+type State struct {
+	Invoice schemas.Invoice `json:"invoice"`
+	// Sequence is the version of Invoice (mapper.Result.Version).
+	Sequence int64 `json:"sequence"`
+	Deleted  bool  `json:"deleted,omitempty"`
+	// Applied lists the ids of the raw events whose changes the state
+	// holds, newest last: a repeat of one is never announced again.
+	Applied []string `json:"applied,omitempty"`
+	// Pending is the last change's announcement, while its events may not
+	// all be published.
+	Pending *Announcement `json:"pending,omitempty"`
+	// LegacyRawID is the raw event of the last change in states written
+	// before Applied existed; load moves it into Applied.
+	LegacyRawID string `json:"raw_id,omitempty"`
+}
+
+// Announcement is what the events of a change are built from, with the
+// state's post-image: the same announcement always builds the same
+// events, ids included.
+type Announcement struct {
+	RawID       string            `json:"raw_id"`
+	Kinds       []schemas.Kind    `json:"kinds"`
+	Info        schemas.EventInfo `json:"info"`
+	Payment     *schemas.Payment  `json:"payment,omitempty"`
+	Traceparent string            `json:"traceparent,omitempty"`
+	// WrittenAt is when the announcement was written (or last renewed):
+	// its events were published, if at all, shortly after.
+	WrittenAt time.Time `json:"written_at"`
+}
+
+// applied reports whether the state holds raw event id's change.
+func (s *State) applied(id string) bool { return s != nil && slices.Contains(s.Applied, id) }
+
+// withApplied returns the applied list with id appended, bounded.
+func (s *State) withApplied(id string) []string {
+	var out []string
+	if s != nil {
+		out = slices.Clone(s.Applied)
+	}
+	out = append(out, id)
+	if len(out) > maxApplied {
+		out = out[len(out)-maxApplied:]
+	}
+	return out
+}
 
 // errConflict means another writer changed the state first.
 var errConflict = errors.New("state changed concurrently")
@@ -22,7 +88,7 @@ type stateStore struct{ kv jetstream.KeyValue }
 
 func openStateStore(ctx context.Context, js jetstream.JetStream, replicas int) (*stateStore, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: StateBucket, Description: "invoicehub normalizer: last published state per invoice",
+		Bucket: StateBucket, Description: "invoicehub normalizer: each invoice's state and pending announcement",
 		History: 1, Storage: jetstream.FileStorage, Replicas: max(1, replicas),
 	})
 	if err != nil {
@@ -50,26 +116,32 @@ func (s *stateStore) load(ctx context.Context, key string) (*State, uint64, erro
 	if err := json.Unmarshal(e.Value(), &st); err != nil {
 		return nil, 0, fmt.Errorf("normalizer: state %s is corrupt: %w", key, err)
 	}
+	if len(st.Applied) == 0 && st.LegacyRawID != "" {
+		st.Applied, st.LegacyRawID = []string{st.LegacyRawID}, ""
+	}
 	return &st, e.Revision(), nil
 }
 
-// store writes st if the key is still at revision (0: absent); it returns
-// errConflict when another writer got there first.
-func (s *stateStore) store(ctx context.Context, key string, st *State, revision uint64) error {
+// store writes st if the key is still at revision (0: absent) and returns
+// the new revision; errConflict when another writer got there first.
+func (s *stateStore) store(ctx context.Context, key string, st *State, revision uint64) (uint64, error) {
 	value, err := json.Marshal(st)
 	if err != nil {
-		return fmt.Errorf("normalizer: encode state: %w", err)
+		return 0, fmt.Errorf("normalizer: encode state: %w", err)
 	}
+	var rev uint64
 	if revision == 0 {
-		_, err = s.kv.Create(ctx, key, value)
+		rev, err = s.kv.Create(ctx, key, value)
 	} else {
-		_, err = s.kv.Update(ctx, key, value, revision)
+		rev, err = s.kv.Update(ctx, key, value, revision)
 	}
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-		return errConflict
+		return 0, errConflict
+	case errors.Is(err, nats.ErrMaxPayload):
+		return 0, consume.PermanentClass("payload_too_large", fmt.Errorf("normalizer: store state: %w", err))
 	case err != nil:
-		return fmt.Errorf("normalizer: store state: %w", err)
+		return 0, fmt.Errorf("normalizer: store state: %w", err)
 	}
-	return nil
+	return rev, nil
 }

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
@@ -122,11 +123,13 @@ type Spec struct {
 	// Kinds and Providers filter the events, server-side; empty means all.
 	Kinds     []schemas.Kind
 	Providers []string
-	// Concurrency, MaxAttempts and Backoff tune the consumer (see consume.Config).
-	Concurrency int
-	MaxAttempts int
-	Backoff     consume.Backoff
-	Options     Options
+	// Concurrency, MaxAttempts, Backoff, AckWait and Heartbeat tune the
+	// consumer (see consume.Config).
+	Concurrency        int
+	MaxAttempts        int
+	Backoff            consume.Backoff
+	AckWait, Heartbeat time.Duration
+	Options            Options
 }
 
 var idSyntax = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -176,11 +179,14 @@ func (s Spec) FilterSubjects() []string {
 	return append(out, replay)
 }
 
-// ConsumeConfig returns the consumer configuration for the spec.
+// ConsumeConfig returns the consumer configuration for the spec: one
+// invoice's events are delivered one at a time, in stream order (key: the
+// partitionkey extension, the invoice id).
 func (s Spec) ConsumeConfig() consume.Config {
 	return consume.Config{
 		Stage: "sink", ID: s.ID, Stream: subject.InvoicesStream, FilterSubjects: s.FilterSubjects(),
-		Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts, Backoff: s.Backoff,
+		Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts, Backoff: s.Backoff, AckWait: s.AckWait, Heartbeat: s.Heartbeat,
+		Key: func(d *consume.Delivery) string { return d.Header.Get("ce-" + ce.ExtPartitionKey) },
 	}
 }
 
@@ -192,7 +198,7 @@ func Run(ctx context.Context, js jetstream.JetStream, spec Spec, sink Sink, log 
 		return err
 	}
 	log = log.With("component", "sink", "sink", spec.ID)
-	return consume.Run(ctx, js, spec.ConsumeConfig(), func(ctx context.Context, d consume.Delivery) error {
+	return consume.Run(ctx, js, spec.ConsumeConfig(), func(ctx context.Context, d *consume.Delivery) error {
 		e, err := Decode(ctx, d)
 		if err != nil {
 			return consume.Permanent(err)
@@ -208,7 +214,7 @@ func Run(ctx context.Context, js jetstream.JetStream, spec Spec, sink Sink, log 
 
 // Decode turns a delivery from INVOICES into an Event, validating the data
 // against the canonical schema.
-func Decode(ctx context.Context, d consume.Delivery) (Event, error) {
+func Decode(ctx context.Context, d *consume.Delivery) (Event, error) {
 	ev, err := ce.FromMsg(ctx, d.Msg())
 	if err != nil {
 		return Event{}, fmt.Errorf("sinks: decode: %w", err)

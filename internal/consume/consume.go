@@ -1,24 +1,28 @@
 // Package consume is invoicehub's one consume adapter: every stage that
-// reads a stream (the normalizer and every sink) runs its handler through it,
-// so acknowledgement, retries and dead-lettering exist in one place.
+// reads a stream (the normalizer and every sink) runs its handler through
+// it, so acknowledgement, ordering, retries and dead-lettering exist in one
+// place.
 //
-// A handler returns nil (done), an error (transient: retried later), an
-// error wrapped by Permanent (never retried) or by RetryAfter (retried no
-// sooner than asked). Handlers never ack. The adapter:
+// A handler returns nil (done), an error (transient: retried), an error
+// wrapped by Permanent (never retried) or by RetryAfter (retried no sooner
+// than asked). Handlers never ack. The adapter:
 //
-//   - reads a durable JetStream pull consumer, at most Concurrency
-//     deliveries at a time, sending InProgress while a handler works;
-//   - on success, acks (DoubleAck: the ack is confirmed by the server);
-//   - on a transient error, NakWithDelay with exponential backoff and full
-//     jitter, or the Retry-After hint; the delay is kept by the server, so
-//     it survives a restart of the process;
+//   - reads a durable JetStream pull consumer; at most Concurrency handlers
+//     run at a time, and at most MaxPending deliveries are outstanding;
+//   - keeps each key's deliveries in stream order (Config.Key: the invoice),
+//     while different keys run concurrently;
+//   - on success, acks;
+//   - on a transient error, retries in place after exponential backoff with
+//     full jitter, or the Retry-After hint, holding the delivery (and its
+//     key's later deliveries) with InProgress meanwhile, so the order holds;
 //   - on a permanent error, or when the last of MaxAttempts fails, publishes
-//     the original message with Dlq-* headers to dlq.<stage>.<id>, then Terms.
-//
-// It is built on Watermill's Router with its Recoverer and
-// PoisonQueueWithFilter middleware; the JetStream side is this package's own
-// message.Subscriber and message.Publisher (see subscriber.go for why
-// watermill-nats' JetStream subscriber is not used).
+//     the original message with Dlq-* headers to dlq.<stage>.<id>, then
+//     Terms it;
+//   - sends InProgress every AckWait/3 for every delivery it holds, so a
+//     crashed process's deliveries reach another replica within AckWait;
+//   - on shutdown, stops pulling, gives back what it holds and has not
+//     started (Nak, in order; a waiting retry with its remaining delay), and
+//     waits up to DrainTimeout for the handlers in flight.
 package consume
 
 import (
@@ -28,9 +32,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -45,22 +46,31 @@ type Delivery struct {
 	// Stream and Sequence locate the message in its stream.
 	Stream   string
 	Sequence uint64
-	// Attempt is 1 on the first delivery and counts redeliveries.
+	// Attempt is 1 on the first delivery and counts every attempt since:
+	// the server's redeliveries and the adapter's retries in place.
 	Attempt uint64
 	// Stored is when the stream stored the message.
 	Stored time.Time
+	// Key is the ordering key Config.Key gave ("" for none).
+	Key string
+	// Prepared is what Config.Key left for the handler (the normalizer
+	// maps a raw event once, to find its invoice, and hands the result on).
+	Prepared any
+
+	msg          jetstream.Msg
+	firstFailure time.Time
 }
 
 // Msg returns the delivery as a NATS message, for decoding.
-func (d Delivery) Msg() *nats.Msg {
+func (d *Delivery) Msg() *nats.Msg {
 	return &nats.Msg{Subject: d.Subject, Header: d.Header, Data: d.Data}
 }
 
 // Handler processes one delivery. See the package comment for what its
 // error means. ctx ends at the attempt timeout.
-type Handler func(ctx context.Context, d Delivery) error
+type Handler func(ctx context.Context, d *Delivery) error
 
-// Config describes one durable consumer.
+// Config describes one durable consumer. Zero values mean the defaults.
 type Config struct {
 	// Stage and ID name the consumer: its durable name is <stage>-<id> and
 	// its dead letters go to dlq.<stage>.<id>. Stage is "normalizer" or "sink".
@@ -69,25 +79,39 @@ type Config struct {
 	Stream string
 	// FilterSubjects limits what the consumer reads; empty reads all.
 	FilterSubjects []string
-	// Concurrency bounds deliveries in flight. Default 4.
+	// Concurrency bounds the handlers running at once. Default 4.
 	Concurrency int
-	// MaxAttempts is how many deliveries a message gets before it is
+	// MaxPending bounds the deliveries held at once: running, waiting to
+	// retry, or queued behind their key. Default 64 per unit of Concurrency.
+	MaxPending int
+	// MaxAttempts is how many attempts a message gets before it is
 	// dead-lettered as exhausted. Default 10. The server's MaxDeliver is set
-	// explicitly to MaxAttempts+5, so a failed dead-letter publish is retried.
+	// explicitly to MaxAttempts+DeadLetterRetries.
 	MaxAttempts int
-	// AckWait is how long the server waits for an ack before redelivering;
-	// InProgress is sent every AckWait/3. Default 30s.
+	// AckWait is how long the server waits for an ack, or an InProgress,
+	// before redelivering: how long a crashed process's deliveries wait
+	// before another replica gets them. Default 5s.
 	AckWait time.Duration
+	// Heartbeat is the idle heartbeat of pull requests, by which a lost
+	// server is noticed. Default 5s.
+	Heartbeat time.Duration
 	// AttemptTimeout bounds one handler call. Default 30s.
 	AttemptTimeout time.Duration
 	// Backoff spaces retries.
 	Backoff Backoff
-	// DrainTimeout bounds how long shutdown waits for deliveries in flight. Default 30s.
+	// DrainTimeout bounds how long shutdown waits for handlers in flight. Default 30s.
 	DrainTimeout time.Duration
+	// Key returns a delivery's ordering key: deliveries of one key are
+	// handled one at a time, in stream order. Nil, or "", means none. It
+	// may set Delivery.Prepared for the handler.
+	Key func(d *Delivery) string
+	// Observer is told the outcome of every attempt; nil tells nobody.
+	Observer Observer
 }
 
 // DeadLetterRetries is how many deliveries beyond MaxAttempts the server
-// allows, so that a dead-letter publish that failed is tried again.
+// allows, so that a dead-letter publish that failed before a crash is
+// tried again.
 const DeadLetterRetries = 5
 
 // Durable returns the consumer's durable name.
@@ -100,17 +124,26 @@ func (c Config) withDefaults() Config {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
 	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 64 * c.Concurrency
+	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 10
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = 5 * time.Second
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 5 * time.Second
 	}
 	if c.AttemptTimeout <= 0 {
 		c.AttemptTimeout = 30 * time.Second
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	c.Backoff = c.Backoff.withDefaults()
 	return c
@@ -123,6 +156,9 @@ func (c Config) validate() error {
 	}
 	if c.Stream == "" {
 		errs = append(errs, errors.New("consume: Stream is required"))
+	}
+	if c.AckWait < 3*time.Millisecond {
+		errs = append(errs, fmt.Errorf("consume: AckWait %v is too short", c.AckWait))
 	}
 	return errors.Join(errs...)
 }
@@ -138,78 +174,29 @@ func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        c.AckWait,
 		MaxDeliver:     c.MaxAttempts + DeadLetterRetries,
-		MaxAckPending:  max(1000, c.Concurrency*4),
+		MaxAckPending:  c.MaxPending,
 	}
 }
 
-type consumer struct {
-	cfg      Config
-	handler  Handler
-	log      *slog.Logger
-	failures failures
-}
-
 // Run creates or updates the durable consumer and processes deliveries
-// until ctx ends, then stops pulling and waits (up to DrainTimeout) for the
-// deliveries in flight to finish and settle. It returns nil after a clean
-// shutdown.
+// until ctx ends, then stops pulling, gives back what it holds, and waits
+// (up to DrainTimeout) for the handlers in flight to finish and settle. It
+// returns nil after a clean shutdown.
 func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, log *slog.Logger) error {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	log = log.With("consumer", cfg.Durable())
+	if h == nil {
+		return errors.New("consume: nil handler")
+	}
 	jc, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.ConsumerConfig())
 	if err != nil {
 		return fmt.Errorf("consume: consumer %s on %s: %w", cfg.Durable(), cfg.Stream, err)
 	}
-	c := &consumer{cfg: cfg, handler: h, log: log}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.DrainTimeout}, routerLogger(log))
-	if err != nil {
-		return fmt.Errorf("consume: router: %w", err)
-	}
-	poison, err := middleware.PoisonQueueWithFilter(&deadLetterPublisher{js: js, timeout: 5 * time.Second}, cfg.DeadLetterSubject(), isDeadLetter)
-	if err != nil {
-		return fmt.Errorf("consume: poison queue: %w", err)
-	}
-	// Outermost first: a panic becomes an error, classify decides retry or
-	// dead letter, PoisonQueue publishes the dead letters.
-	router.AddMiddleware(poison, c.classify, middleware.Recoverer)
-	sub := newSubscriber(jc, cfg.Concurrency, cfg.AckWait/3, cfg.Backoff, log)
-	router.AddConsumerHandler(cfg.Durable(), cfg.Stream, sub, c.handle)
-	runErr := router.Run(ctx)
-	// The Router may return before the subscriber has settled its last
-	// deliveries; Close waits for them.
-	closeErr := sub.Close()
-	if err := errors.Join(runErr, closeErr); err != nil {
+	c := newConsumer(js, cfg, h, log.With("consumer", cfg.Durable()))
+	if err := c.run(ctx, jc); err != nil {
 		return fmt.Errorf("consume: %s: %w", cfg.Durable(), err)
 	}
 	return nil
-}
-
-// routerLogger adapts slog for Watermill one level down: the Router logs
-// every handler error at ERROR, but a retried delivery is routine, and
-// classify already logs each failure with its sequence and attempt.
-func routerLogger(log *slog.Logger) watermill.LoggerAdapter {
-	return watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{
-		slog.LevelError: slog.LevelWarn,
-		slog.LevelInfo:  slog.LevelDebug,
-	})
-}
-
-func (c *consumer) handle(m *message.Message) error {
-	jm, ok := jetStreamMsg(m)
-	if !ok {
-		return Permanent(errors.New("consume: message without its JetStream delivery"))
-	}
-	meta, err := jm.Metadata()
-	if err != nil {
-		return fmt.Errorf("consume: metadata: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(m.Context(), c.cfg.AttemptTimeout)
-	defer cancel()
-	return c.handler(ctx, Delivery{
-		Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data(),
-		Stream: meta.Stream, Sequence: meta.Sequence.Stream, Attempt: meta.NumDelivered, Stored: meta.Timestamp,
-	})
 }

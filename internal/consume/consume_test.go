@@ -40,7 +40,13 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) publish(t *testing.T, id string) uint64 {
 	t.Helper()
-	msg := &nats.Msg{Subject: "invoices.v1.paid.qonto.acme", Header: nats.Header{"ce-id": {id}, jetstream.MsgIDHeader: {id}}, Data: []byte(id)}
+	return f.publishKeyed(t, id, "")
+}
+
+// publishKeyed publishes a message whose ce-partitionkey is key.
+func (f *fixture) publishKeyed(t *testing.T, id, key string) uint64 {
+	t.Helper()
+	msg := &nats.Msg{Subject: "invoices.v1.paid.qonto.acme", Header: nats.Header{"ce-id": {id}, "ce-partitionkey": {key}, jetstream.MsgIDHeader: {id}}, Data: []byte(id)}
 	ack, err := f.js.PublishMsg(t.Context(), msg)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +113,7 @@ func TestSuccessAcks(t *testing.T) {
 	f := newFixture(t)
 	var calls atomic.Int32
 	cfg := testConfig("ok")
-	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+	f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
 		if string(d.Data) != d.Header.Get("ce-id") || d.Stream != subject.InvoicesStream || d.Attempt != 1 {
 			return Permanent(fmt.Errorf("bad delivery %+v", d))
 		}
@@ -132,7 +138,7 @@ func TestTransientRetriesHonourRetryAfter(t *testing.T) {
 	var attempts []time.Time
 	const wait = 300 * time.Millisecond
 	cfg := testConfig("retry")
-	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+	f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
 		mu.Lock()
 		defer mu.Unlock()
 		attempts = append(attempts, time.Now())
@@ -159,7 +165,7 @@ func TestPermanentGoesToDLQAndStreamFlows(t *testing.T) {
 	f := newFixture(t)
 	var good atomic.Int32
 	cfg := testConfig("perm")
-	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+	f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
 		if string(d.Data) == "bad" {
 			return Permanent(errors.New("cannot map"))
 		}
@@ -196,7 +202,7 @@ func TestExhaustedAfterMaxAttempts(t *testing.T) {
 	f := newFixture(t)
 	var calls atomic.Int32
 	cfg := testConfig("exhaust")
-	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+	f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
 		calls.Add(1)
 		return errors.New("downstream down")
 	})
@@ -222,7 +228,7 @@ func TestPanicIsRecoveredAndRetried(t *testing.T) {
 	f := newFixture(t)
 	var calls atomic.Int32
 	cfg := testConfig("panic")
-	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+	f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
 		if calls.Add(1) == 1 {
 			panic("boom")
 		}
@@ -239,7 +245,7 @@ func TestRetrySurvivesRestart(t *testing.T) {
 	f := newFixture(t)
 	cfg := testConfig("restart")
 	var first atomic.Int32
-	stop := f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+	stop := f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
 		first.Add(1)
 		return RetryAfter(errors.New("come back later"), 700*time.Millisecond)
 	})
@@ -248,7 +254,7 @@ func TestRetrySurvivesRestart(t *testing.T) {
 	stop() // the process dies while the message waits out its delay
 
 	delivered := make(chan uint64, 1)
-	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+	f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
 		delivered <- d.Attempt
 		return nil
 	})
@@ -268,7 +274,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	cfg.Concurrency = 3
 	var cur, peak, done atomic.Int32
 	release := make(chan struct{})
-	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+	f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
 		n := cur.Add(1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
@@ -293,7 +299,7 @@ func TestSlowHandlerKeptAliveWithInProgress(t *testing.T) {
 	cfg := testConfig("slow")
 	cfg.AckWait = 600 * time.Millisecond
 	var calls atomic.Int32
-	f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+	f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
 		calls.Add(1)
 		select { // three AckWaits of work
 		case <-time.After(3 * cfg.AckWait):
@@ -317,7 +323,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	cfg := testConfig("drain")
 	started := make(chan struct{})
 	var finished atomic.Bool
-	stop := f.start(t, cfg, func(ctx context.Context, d Delivery) error {
+	stop := f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
 		close(started)
 		select {
 		case <-time.After(300 * time.Millisecond):
@@ -344,7 +350,7 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal("empty config accepted")
 	}
 	cc := testConfig("x").ConsumerConfig()
-	if cc.MaxDeliver != 3+DeadLetterRetries || cc.Durable != "sink-x" || cc.AckPolicy != jetstream.AckExplicitPolicy {
+	if cc.MaxDeliver != 3+DeadLetterRetries || cc.Durable != "sink-x" || cc.AckPolicy != jetstream.AckExplicitPolicy || cc.AckWait != 2*time.Second || cc.MaxAckPending != 128 {
 		t.Fatalf("consumer config %+v", cc)
 	}
 }
@@ -391,5 +397,111 @@ func TestErrorClassification(t *testing.T) {
 	}
 	if !errors.Is(Permanent(base), base) || !errors.Is(RetryAfter(base, 1), base) {
 		t.Fatal("wrappers must unwrap")
+	}
+}
+
+// byPartitionKey orders deliveries by their ce-partitionkey, as sinks do.
+func byPartitionKey(d *Delivery) string { return d.Header.Get("ce-partitionkey") }
+
+// TestPerKeyOrder: with concurrency 4, the deliveries of one key are
+// handled one at a time and in stream order, a failing one holding back
+// the rest of its key (retried in place) while other keys go on.
+func TestPerKeyOrder(t *testing.T) {
+	f := newFixture(t)
+	cfg := testConfig("order")
+	cfg.Concurrency, cfg.MaxAttempts, cfg.Key = 4, 10, byPartitionKey
+	const keys, perKey = 8, 12
+	var mu sync.Mutex
+	got := map[string][]int{}
+	running := map[string]bool{}
+	failedOnce := map[string]bool{}
+	var overlap atomic.Bool
+	f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
+		key := d.Key
+		var n int
+		fmt.Sscanf(string(d.Data), key+"-%d", &n)
+		mu.Lock()
+		if running[key] {
+			overlap.Store(true)
+		}
+		running[key] = true
+		fail := n%5 == 2 && !failedOnce[d.Header.Get("ce-id")]
+		if fail {
+			failedOnce[d.Header.Get("ce-id")] = true
+		}
+		mu.Unlock()
+		time.Sleep(time.Millisecond) // work: gives other keys the chance to interleave
+		mu.Lock()
+		defer mu.Unlock()
+		running[key] = false
+		if fail {
+			return errors.New("transient")
+		}
+		got[key] = append(got[key], n)
+		return nil
+	})
+	for i := range perKey {
+		for k := range keys {
+			key := "inv-" + strconv.Itoa(k)
+			f.publishKeyed(t, key+"-"+strconv.Itoa(i), key)
+		}
+	}
+	jstest.Eventually(t, 10*time.Second, "every delivery handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		total := 0
+		for _, ns := range got {
+			total += len(ns)
+		}
+		return total == keys*perKey
+	})
+	if overlap.Load() {
+		t.Fatal("two deliveries of one key ran at once")
+	}
+	for key, ns := range got {
+		for i, n := range ns {
+			if n != i {
+				t.Fatalf("key %s handled in the order %v", key, ns)
+			}
+		}
+	}
+}
+
+// TestCrashedDeliveriesComeBackWithinAckWait: a process dies (its
+// connection closed, nothing settled) holding deliveries; another replica
+// gets them once AckWait has passed since the last InProgress.
+func TestCrashedDeliveriesComeBackWithinAckWait(t *testing.T) {
+	f := newFixture(t)
+	cfg := testConfig("crash")
+	cfg.AckWait, cfg.Concurrency = 900*time.Millisecond, 3
+	nc, err := nats.Connect(f.srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var held atomic.Int32
+	go Run(ctx, js, cfg, func(ctx context.Context, d *Delivery) error {
+		held.Add(1)
+		<-ctx.Done() // never finishes: the process dies first
+		return ctx.Err()
+	}, testLog)
+	for i := range 3 {
+		f.publish(t, "c-"+strconv.Itoa(i))
+	}
+	jstest.Eventually(t, 5*time.Second, "deliveries held by the first replica", func() bool { return held.Load() == 3 })
+	nc.Close() // the crash
+	crashed := time.Now()
+	var redelivered atomic.Int32
+	f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
+		if d.Attempt == 2 {
+			redelivered.Add(1)
+		}
+		return nil
+	})
+	jstest.Eventually(t, 5*time.Second, "redelivered to the second replica", func() bool { return redelivered.Load() == 3 })
+	if took := time.Since(crashed); took > 2*cfg.AckWait {
+		t.Fatalf("redelivered %v after the crash, AckWait is %v", took, cfg.AckWait)
 	}
 }

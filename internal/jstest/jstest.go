@@ -3,6 +3,7 @@
 package jstest
 
 import (
+	"net"
 	"context"
 	"testing"
 
@@ -13,7 +14,10 @@ import (
 )
 
 // Server is a running embedded JetStream server.
-type Server struct{ *server.Server }
+type Server struct {
+	*server.Server
+	opts server.Options
+}
 
 // Run starts a JetStream server on a free loopback port with its store in a
 // temporary directory; it is shut down when the test ends.
@@ -23,9 +27,25 @@ func Run(t testing.TB) *Server {
 	opts.Port = -1
 	opts.JetStream = true
 	opts.StoreDir = t.TempDir()
-	srv := natstest.RunServer(&opts)
-	t.Cleanup(srv.Shutdown)
-	return &Server{Server: srv}
+	s := &Server{opts: opts}
+	s.start(t)
+	return s
+}
+
+func (s *Server) start(t testing.TB) {
+	opts := s.opts
+	s.Server = natstest.RunServer(&opts)
+	s.opts.Port = s.Server.Addr().(*net.TCPAddr).Port // a restart keeps the port: clients reconnect
+	t.Cleanup(s.Server.Shutdown)
+}
+
+// Restart stops the server and starts it again on the same port and store,
+// as an operator restarting nats-server would.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Server.Shutdown()
+	s.Server.WaitForShutdown()
+	s.start(t)
 }
 
 // Connect opens a client connection closed when the test ends.

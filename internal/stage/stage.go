@@ -14,6 +14,10 @@
 //	INVOICEHUB_STREAM_REPLICAS    replicas per stream [1]
 //	INVOICEHUB_DUPLICATE_WINDOW   JetStream duplicate window [2m]
 //	INVOICEHUB_SHUTDOWN_GRACE     how long shutdown waits for work in flight [25s]
+//	INVOICEHUB_ACK_WAIT           consumers: how long JetStream waits for an ack or an
+//	                              InProgress before redelivering; how soon a crashed
+//	                              replica's deliveries reach another [5s]
+//	INVOICEHUB_PULL_HEARTBEAT     consumers: idle heartbeat of pull requests [5s]
 package stage
 
 import (
@@ -52,6 +56,8 @@ type Config struct {
 	MetricsAddr      string
 	Streams          streams.Config
 	ShutdownGrace    time.Duration
+	// AckWait and PullHeartbeat tune the durable consumers (package consume).
+	AckWait, PullHeartbeat time.Duration
 }
 
 // Env reads a configuration value; Load is given os.Getenv in main and a
@@ -72,6 +78,8 @@ func Load(getenv Env) (Config, error) {
 			DuplicateWindow: p.Duration("INVOICEHUB_DUPLICATE_WINDOW", 2*time.Minute),
 		},
 		ShutdownGrace: p.Duration("INVOICEHUB_SHUTDOWN_GRACE", 25*time.Second),
+		AckWait:       p.Duration("INVOICEHUB_ACK_WAIT", 5*time.Second),
+		PullHeartbeat: p.Duration("INVOICEHUB_PULL_HEARTBEAT", 5*time.Second),
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(p.String("INVOICEHUB_LOG_LEVEL", "info"))); err != nil {
 		p.Fail("INVOICEHUB_LOG_LEVEL: want debug, info, warn or error")
@@ -150,13 +158,11 @@ func (c Config) Logger(w io.Writer, stageName string) *slog.Logger {
 }
 
 // Connect connects to NATS (reconnecting forever), and creates or updates
-// the streams.
+// the streams. Nothing published while the connection is down is kept to
+// be sent on reconnect (ReconnectBufSize -1): a publish then fails at once,
+// so ingress never stores later a webhook it answered 503.
 func (c Config) Connect(ctx context.Context, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{
-		nats.Name("invoicehub-" + name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
-	}
+	opts := ConnectOptions(name, log)
 	if c.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATSCreds))
 	}
@@ -181,6 +187,17 @@ func (c Config) Connect(ctx context.Context, name string, log *slog.Logger) (*na
 		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// ConnectOptions are the options of every stage's NATS connection:
+// reconnecting forever, every half second, and keeping nothing published
+// while disconnected to send later.
+func ConnectOptions(name string, log *slog.Logger) []nats.Option {
+	return []nats.Option{
+		nats.Name("invoicehub-" + name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond), nats.ReconnectBufSize(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+	}
 }
 
 // ensureWait bounds how long a stage waits for JetStream at start: a

@@ -31,7 +31,8 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 	defer nc.Drain()
 	reg := stage.Registry()
 	cfg.Registerer = reg
-	cfg.Replicas = common.Streams.Replicas
+	cfg.Replicas, cfg.DuplicateWindow = common.Streams.Replicas, common.Streams.DuplicateWindow
+	cfg.AckWait, cfg.Heartbeat = common.AckWait, common.PullHeartbeat
 	n, err := normalizer.New(ctx, js, cfg, log)
 	if err != nil {
 		log.Error("start", "err", err)

@@ -42,6 +42,9 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 			log.Error("metrics", "err", err)
 		}
 	}()
+	for i := range specs {
+		specs[i].AckWait, specs[i].Heartbeat = common.AckWait, common.PullHeartbeat
+	}
 	if err := runSinks(ctx, js, specs, log); err != nil {
 		log.Error("run", "err", err)
 		return 1

@@ -113,7 +113,7 @@ func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (d *dev, err
 	if d.nats, err = startNATS(cfg); err != nil {
 		return nil, err
 	}
-	if d.nc, err = nats.Connect(d.nats.ClientURL(), nats.Name("invoicehub-dev"), nats.MaxReconnects(-1)); err != nil {
+	if d.nc, err = nats.Connect(d.nats.ClientURL(), stage.ConnectOptions("dev", d.log)...); err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	js, err := jetstream.New(d.nc)

@@ -1,0 +1,43 @@
+package consume
+
+import "time"
+
+// Result is what an attempt came to.
+type Result string
+
+// The results of an attempt.
+const (
+	ResultDelivered    Result = "delivered"
+	ResultRetrying     Result = "retrying"
+	ResultDeadLettered Result = "dead_lettered"
+)
+
+// ClassTransient is the class of an error that is retried.
+const ClassTransient = "transient"
+
+// Outcome is the adapter's decision on one attempt.
+type Outcome struct {
+	Result Result
+	// Err is the handler's error; nil when delivered.
+	Err error
+	// Class is the error class: ClassTransient for a retry, the dead
+	// letter's class otherwise.
+	Class string
+	// Attempt is the attempt's number, from 1.
+	Attempt uint64
+	// NextRetry is the wait before the next attempt, when retrying.
+	NextRetry time.Duration
+	// Took is how long the handler ran.
+	Took time.Duration
+}
+
+// Observer is told the outcome of every attempt, before it is carried out
+// (the delivery ledger and the metrics watch through it). It must not
+// block for long: deliveries wait on it.
+type Observer interface {
+	Observe(d *Delivery, o Outcome)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Observe(*Delivery, Outcome) {}

@@ -1,0 +1,182 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Headers a dead letter carries beside the original message's own headers.
+const (
+	HeaderReason       = "Dlq-Reason"        // the error, as text
+	HeaderErrorClass   = "Dlq-Error-Class"   // ClassExhausted, ClassPermanent or the class given to PermanentClass
+	HeaderAttempts     = "Dlq-Attempts"      // attempts made, the last included
+	HeaderFirstFailure = "Dlq-First-Failure" // RFC 3339, the first failure this process saw
+	HeaderLastFailure  = "Dlq-Last-Failure"  // RFC 3339
+	HeaderStream       = "Dlq-Stream"        // the original stream
+	HeaderStreamSeq    = "Dlq-Stream-Seq"    // the original stream sequence
+	HeaderSubject      = "Dlq-Subject"       // the original subject
+	HeaderConsumer     = "Dlq-Consumer"      // the durable consumer that gave up
+)
+
+// Error classes of a dead letter.
+const (
+	ClassPermanent = "permanent" // the handler said retrying cannot help
+	ClassExhausted = "exhausted" // every allowed attempt failed
+)
+
+// errStopping ends an attempt that shutdown overtook before it started.
+var errStopping = errors.New("consume: shutting down")
+
+// process handles d until it is settled (acked or dead-lettered), retrying
+// in place. It reports back when shutdown gave d back instead, and after
+// how long it is redelivered.
+func (c *consumer) process(d *Delivery) (back bool, after time.Duration) {
+	for {
+		started := time.Now()
+		err := c.attempt(d)
+		if errors.Is(err, errStopping) {
+			c.giveBack(d, 0)
+			return true, 0
+		}
+		o := c.decide(d, err, time.Since(started))
+		c.cfg.Observer.Observe(d, o)
+		switch o.Result {
+		case ResultDelivered:
+			c.ack(d)
+			return false, 0
+		case ResultDeadLettered:
+			if c.deadLetter(d, o) {
+				return false, 0
+			}
+			return true, 0
+		}
+		if left, waited := c.wait(o.NextRetry); !waited {
+			c.giveBack(d, left)
+			return true, left
+		}
+		d.Attempt++
+	}
+}
+
+// attempt runs the handler once, with a free slot and the attempt timeout;
+// a panic is an error like any other.
+func (c *consumer) attempt(d *Delivery) (err error) {
+	select {
+	case c.slots <- struct{}{}:
+	case <-c.stop:
+		return errStopping
+	}
+	defer func() { <-c.slots }()
+	ctx, cancel := context.WithTimeout(c.hard, c.cfg.AttemptTimeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("consume: handler panicked: %v", r)
+		}
+	}()
+	return c.handler(ctx, d)
+}
+
+// decide is the one place where an attempt's error becomes an outcome:
+// delivered; dead-lettered (permanent, or the last attempt allowed); or
+// retried after the backoff or the Retry-After hint.
+func (c *consumer) decide(d *Delivery, err error, took time.Duration) Outcome {
+	o := Outcome{Err: err, Attempt: d.Attempt, Took: took}
+	if err == nil {
+		o.Result = ResultDelivered
+		return o
+	}
+	if d.firstFailure.IsZero() {
+		d.firstFailure = time.Now().UTC()
+	}
+	if class, permanent := PermanentClassOf(err); permanent {
+		o.Result, o.Class = ResultDeadLettered, class
+		return o
+	}
+	if d.Attempt >= uint64(c.cfg.MaxAttempts) {
+		o.Result, o.Class = ResultDeadLettered, ClassExhausted
+		return o
+	}
+	hint, _ := RetryAfterHint(err)
+	o.Result, o.Class, o.NextRetry = ResultRetrying, ClassTransient, c.cfg.Backoff.Delay(d.Attempt, hint)
+	c.log.Info("delivery failed, will retry", "seq", d.Sequence, "attempt", d.Attempt, "in", o.NextRetry, "err", err)
+	return o
+}
+
+// wait waits out a retry delay; shutdown ends it early, with what was left.
+func (c *consumer) wait(delay time.Duration) (left time.Duration, waited bool) {
+	until := time.Now().Add(delay)
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return 0, true
+	case <-c.stop:
+		return max(time.Until(until), 0), false
+	}
+}
+
+func (c *consumer) ack(d *Delivery) {
+	if err := d.msg.Ack(); err != nil {
+		// Unacknowledged, the message is redelivered after AckWait; effects
+		// are idempotent by event id, so nothing is lost or doubled.
+		c.log.Warn("ack failed", "seq", d.Sequence, "err", err)
+	}
+	c.forget(d)
+}
+
+// deadLetter publishes d to the consumer's DLQ subject and Terms it. A
+// publish that fails is retried after the backoff, and given back at
+// shutdown (its next delivery dead-letters it again). It reports whether d
+// was settled.
+func (c *consumer) deadLetter(d *Delivery, o Outcome) bool {
+	msg := c.deadLetterMsg(d, o)
+	for attempt := uint64(1); ; attempt++ {
+		ctx, cancel := context.WithTimeout(c.hard, 5*time.Second)
+		_, err := c.js.PublishMsg(ctx, msg)
+		cancel()
+		if err == nil {
+			break
+		}
+		c.log.Warn("dead-letter publish failed", "seq", d.Sequence, "err", err)
+		if _, waited := c.wait(c.cfg.Backoff.Delay(attempt, 0)); !waited {
+			c.giveBack(d, 0)
+			return false
+		}
+	}
+	c.log.Error("delivery dead-lettered", "seq", d.Sequence, "class", o.Class, "attempt", d.Attempt, "err", o.Err)
+	if err := d.msg.Term(); err != nil {
+		c.log.Warn("term failed", "seq", d.Sequence, "err", err)
+	}
+	c.forget(d)
+	return true
+}
+
+// deadLetterMsg is the original body and headers (but Nats-*) plus the
+// Dlq-* headers, deduplicated per consumer and stream sequence so that a
+// crash between the publish and the Term does not dead-letter twice.
+func (c *consumer) deadLetterMsg(d *Delivery, o Outcome) *nats.Msg {
+	header := nats.Header{}
+	for k, v := range d.Header {
+		if !strings.HasPrefix(k, "Nats-") {
+			header[k] = append([]string(nil), v...)
+		}
+	}
+	seq := strconv.FormatUint(d.Sequence, 10)
+	for k, v := range map[string]string{
+		HeaderReason: o.Err.Error(), HeaderErrorClass: o.Class, HeaderAttempts: strconv.FormatUint(d.Attempt, 10),
+		HeaderFirstFailure: d.firstFailure.Format(time.RFC3339Nano), HeaderLastFailure: time.Now().UTC().Format(time.RFC3339Nano),
+		HeaderStream: d.Stream, HeaderStreamSeq: seq, HeaderSubject: d.Subject, HeaderConsumer: c.cfg.Durable(),
+	} {
+		header.Set(k, v)
+	}
+	header.Set(jetstream.MsgIDHeader, "dlq:"+c.cfg.Durable()+":"+d.Stream+":"+seq)
+	return &nats.Msg{Subject: c.cfg.DeadLetterSubject(), Header: header, Data: d.Data}
+}
