@@ -3,8 +3,8 @@
 package jstest
 
 import (
-	"net"
 	"context"
+	"net"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
