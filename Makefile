@@ -6,7 +6,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 BENCHCPU  ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 1 ] && echo 1,$$n || echo 1)
 
-.PHONY: run demo test test-docker images check fmt vet fuzz bench build clean help
+.PHONY: run demo test test-docker test-faults images check fmt vet fuzz bench build clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ images: ## FROM scratch images of the binaries and of nats-server (no pulls)
 test-docker: images ## the container tier: the project's images with testcontainers
 	@echo "== containers"
 	cd e2e && GOWORK=off $(GO) test -tags docker -count=1 -run '^TestContainers' ./...
+
+test-faults: ## the fault suite: real processes, kills, restarts, resends; exact counts per scenario (and the cluster scenario when Docker runs)
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images && cd e2e && GOWORK=off $(GO) test -tags "faults docker" -count=1 -timeout 20m -run '^TestFaults' ./...; \
+	else echo "== fault suite without the cluster scenario: Docker is not reachable"; cd e2e && GOWORK=off $(GO) test -tags faults -count=1 -timeout 20m -run '^TestFaults' ./...; fi
 
 check: fmt vet ## formatting and vet across the workspace
 

@@ -123,7 +123,7 @@ func stages(t *testing.T, nw *testcontainers.DockerNetwork, natsURL string, repl
 	out := filepath.Join(dir, "out")
 	os.Mkdir(out, 0o777)
 	os.Chmod(out, 0o777) // the stages run as nobody
-	const qontoSecret = "qonto-acme-secret"
+	const qontoSecret = pipelineSecret
 	common := map[string]string{"INVOICEHUB_NATS_URL": natsURL, "INVOICEHUB_STREAM_REPLICAS": replicas}
 	with := func(m map[string]string) map[string]string {
 		for k, v := range common {

@@ -4,6 +4,8 @@ package jstest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"testing"
 
@@ -80,14 +82,36 @@ func streamInfo(t testing.TB, js jetstream.JetStream, name string) (jetstream.St
 // Messages returns every message a stream holds, in order.
 func Messages(t testing.TB, js jetstream.JetStream, name string) []*jetstream.RawStreamMsg {
 	t.Helper()
-	s, info := streamInfo(t, js, name)
-	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		if m, err := s.GetMsg(context.Background(), seq); err == nil {
-			out = append(out, m)
-		}
+	out, err := ReadAll(context.Background(), js, name)
+	if err != nil {
+		t.Fatalf("jstest: %v", err)
 	}
 	return out
+}
+
+// ReadAll returns every message a stream holds, in order, or the error
+// that stopped it (a cluster electing a leader, say).
+func ReadAll(ctx context.Context, js jetstream.JetStream, name string) ([]*jetstream.RawStreamMsg, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stream %s at %d: %w", name, seq, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // Count returns how many messages a stream holds.
