@@ -131,6 +131,11 @@ func stages(t *testing.T, nw *testcontainers.DockerNetwork, natsURL string, repl
 		}
 		return m
 	}
+	// The setup step, as compose runs it: streams and consumers, by the administrator.
+	start(t, "invoicehub", testcontainers.WithCmd("setup"),
+		testcontainers.WithEnv(stageEnv("admin", with(map[string]string{"INVOICEHUB_SINKS_FILE": "/etc/invoicehub/sinks.yaml"}))),
+		binds(secretFile(t, passwords["ADMIN_PASSWORD"])+":/run/secrets/nats-password:ro", filepath.Join(dir, "sinks.yaml")+":/etc/invoicehub/sinks.yaml:ro"),
+		network.WithNetwork([]string{"setup"}, nw), testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(2*time.Minute)))
 	ingressC := start(t, "ingress",
 		testcontainers.WithEnv(stageEnv("ingress", with(map[string]string{"INVOICEHUB_SOURCES_FILE": "/etc/invoicehub/sources.yaml", "QONTO_ACME_SECRET": qontoSecret}))),
 		binds(secretFile(t, passwords["INGRESS_PASSWORD"])+":/run/secrets/nats-password:ro", filepath.Join(dir, "sources.yaml")+":/etc/invoicehub/sources.yaml:ro"),

@@ -47,9 +47,9 @@ const (
 )
 
 type faultRow struct {
-	scenario                                         string
+	scenario                                           string
 	sent, accepted, lost, duplicated, extra, httpAgain int
-	recovery                                         time.Duration
+	recovery                                           time.Duration
 }
 
 var (

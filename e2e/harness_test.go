@@ -173,6 +173,8 @@ type pipelineOptions struct {
 	httpKinds []string
 	// sinks replaces the default sinks file (file, sql, http to the receiver).
 	sinks string
+	// sources is added to the sources file, after qonto/acme.
+	sources string
 }
 
 const pipelineSecret = "qonto-acme-secret-of-the-fault-suite-0123"
@@ -188,7 +190,7 @@ func startPipeline(t testing.TB, o pipelineOptions) *pipeline {
 	p.httpURL = "http://127.0.0.1:" + strconv.Itoa(p.httpPort)
 	p.fileSink, p.sqlSink = filepath.Join(dir, "invoices.jsonl"), filepath.Join(dir, "invoices.db")
 	sources := filepath.Join(dir, "sources.yaml")
-	os.WriteFile(sources, []byte("sources:\n  - {provider: qonto, id: acme, secrets: [{env: QONTO_ACME_SECRET}]}\n"), 0o644)
+	os.WriteFile(sources, []byte("sources:\n  - {provider: qonto, id: acme, secrets: [{env: QONTO_ACME_SECRET}]}\n"+o.sources), 0o644)
 	sinks := o.sinks
 	if sinks == "" {
 		kinds := ""
@@ -216,6 +218,11 @@ func startPipeline(t testing.TB, o pipelineOptions) *pipeline {
 	})
 	p.nats.start()
 	p.waitNATS()
+	setup := exec.Command(filepath.Join(bins, "invoicehub"), "setup")
+	setup.Env = append(os.Environ(), append(common, "INVOICEHUB_SINKS_FILE="+sinksFile)...)
+	if out, err := setup.CombinedOutput(); err != nil {
+		t.Fatalf("invoicehub setup: %v\n%s", err, out)
+	}
 	for _, pr := range []*proc{p.ingress, p.normalizer, p.sinks} {
 		pr.start()
 	}
@@ -343,7 +350,9 @@ type driver struct {
 	deadline time.Time
 }
 
-func (p *pipeline) driver(deadline time.Duration) *driver { return newDriver(p.httpURL, p.secret, deadline) }
+func (p *pipeline) driver(deadline time.Duration) *driver {
+	return newDriver(p.httpURL, p.secret, deadline)
+}
 
 func newDriver(url, secret string, deadline time.Duration) *driver {
 	return &driver{url: url, secret: secret, client: &http.Client{Timeout: 5 * time.Second}, accepted: map[string]bool{}, deadline: time.Now().Add(deadline)}

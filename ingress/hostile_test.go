@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -143,6 +145,17 @@ func (s hostileSource) cases(now time.Time) []hostileCase {
 		{s.src.Provider + "/" + s.src.ID + ": unknown source", "POST", path + "-nope", good, s.body, 404},
 		{s.src.Provider + "/" + s.src.ID + ": extra path segment", "POST", path + "/more", good, s.body, 404},
 	}
+	if s.body[0] == '{' { // one JSON reading at both ends: refused at the door, signed or not
+		withKeys := func(keys string) []byte { return append([]byte("{"+keys), s.body[1:]...) }
+		for _, j := range []struct{ name, keys string }{
+			{"duplicate key", `"id":"a","id":"b",`},
+			{"keys differing in case", `"Evt_Kind":"a","evt_kind":"b",`},
+			{"invalid UTF-8", "\"note\":\"\xff\xfe\","},
+		} {
+			b := withKeys(j.keys)
+			out = append(out, c(j.name, "POST", s.sign(b, now, ""), b, 400))
+		}
+	}
 	if s.signed {
 		tampered := bytes.Replace(s.body, []byte("{"), []byte(`{"amount":"9999.00",`), 1)
 		if s.body[0] == '"' { // a bare JSON string: change its last letter
@@ -198,6 +211,8 @@ func TestHostileRequests(t *testing.T) {
 		hostileCase{"no source", "POST", "/webhooks/qonto", http.Header{}, []byte("{}"), 404},
 		hostileCase{"root", "POST", "/", http.Header{}, []byte("{}"), 404},
 		hostileCase{"path traversal", "POST", "/webhooks/qonto/..%2f..%2fetc", http.Header{}, []byte("{}"), 404},
+		hostileCase{"attacker-sized path", "POST", "/webhooks/qonto/" + strings.Repeat("A", 60<<10), http.Header{}, []byte("{}"), 404},
+		hostileCase{"metrics on the webhook port", "GET", "/metrics", http.Header{}, nil, 405},
 	)
 	if len(cases) < 100 {
 		t.Fatalf("only %d hostile cases", len(cases))
@@ -232,6 +247,9 @@ func TestHostileRequests(t *testing.T) {
 		}
 	}
 	logs := f.logs.String()
+	if strings.Contains(logs, strings.Repeat("A", 100)) {
+		t.Error("an attacker-sized path reached the logs")
+	}
 	for _, h := range hs {
 		for _, s := range h.src.Credentials.Secrets {
 			if strings.Contains(logs, string(s.Bytes())) {
@@ -239,4 +257,61 @@ func TestHostileRequests(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHostileSequences: the hostile cases whose answer depends on what
+// came before, each a sequence against a server with small budgets: past
+// a source's budget of failed verifications every request is 429 (other
+// sources unaffected); past its requests in flight, 503; both with
+// Retry-After.
+func TestHostileSequences(t *testing.T) {
+	creds := provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{provider.NewSecret([]byte(testSecret))}}
+	f := newFixture(t, Options{FailedAuthPerSecond: 0.001, FailedAuthBurst: 3, MaxInFlightPerSource: 1},
+		Source{Provider: "qonto", ID: "brute", Credentials: creds}, Source{Provider: "qonto", ID: "busy", Credentials: creds},
+		Source{Provider: "qonto", ID: "calm", Credentials: creds})
+	body := qontoBody("evt-seq")
+	forged, genuine := signed(body, "a wrong secret of thirty-two chars"), signed(body, testSecret)
+	steps := []struct {
+		name, source string
+		header       http.Header
+		want         int
+	}{
+		{"forged 1", "brute", forged, 401},
+		{"forged 2", "brute", forged, 401},
+		{"forged 3", "brute", forged, 401},
+		{"forged past the budget", "brute", forged, 429},
+		{"genuine while throttled", "brute", genuine, 429},
+		{"another source", "calm", genuine, 200},
+	}
+	for _, s := range steps {
+		resp := f.post(t, "/webhooks/qonto/"+s.source, s.header, body)
+		if resp.StatusCode != s.want || (s.want == 429 && resp.Header.Get("Retry-After") == "") {
+			t.Fatalf("%s: %d (Retry-After %q), want %d", s.name, resp.StatusCode, resp.Header.Get("Retry-After"), s.want)
+		}
+	}
+
+	// One request holds busy's only slot, sending its headers and not its body.
+	held, err := net.Dial("tcp", strings.TrimPrefix(f.http.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(held, "POST /webhooks/qonto/busy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", len(body))
+	until := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			resp := f.post(t, "/webhooks/qonto/busy", genuine, body)
+			if resp.StatusCode == want {
+				if want == 503 && resp.Header.Get("Retry-After") == "" {
+					t.Fatal("503 without Retry-After")
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("busy source: still %d, want %d", resp.StatusCode, want)
+			}
+		}
+	}
+	until(503)
+	held.Close()
+	until(200)
 }

@@ -9,8 +9,6 @@ import (
 )
 
 // metrics counts webhook outcomes per provider and source and times them.
-// Unknown providers and sources are labelled "unknown" so that a scan of
-// random URLs cannot blow up the label space.
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -34,10 +32,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) observe(providerName, source string, known bool, outcome string, d time.Duration) {
-	if !known {
-		providerName, source = "unknown", "unknown"
-	}
+// observe counts a request; an unknown provider or source is labelled
+// "unknown" by the caller, so that a scan of random URLs cannot blow up
+// the label space.
+func (m *metrics) observe(providerName, source string, outcome string, d time.Duration) {
 	m.requests.WithLabelValues(providerName, source, outcome).Inc()
 	m.duration.WithLabelValues(providerName, outcome).Observe(d.Seconds())
 }

@@ -3,14 +3,22 @@
 // WEBHOOKS stream, and answers 2xx only once JetStream has acknowledged it.
 //
 // Answers: 200 stored (or already stored: a duplicate); 400 malformed; 401
-// not proven genuine; 404 unknown provider or source; 405 wrong method; 413
-// body over the source's cap; 503 with Retry-After at once while the NATS
-// connection is down, or when JetStream does not acknowledge within the
-// publish deadline. Nothing is published for any answer but 200: the
-// connection keeps no publish to send on reconnect (stage.Connect). Where
-// a timeout leaves it unknown whether JetStream stored a webhook, the
-// provider's retry is deduplicated by JetStream (within the duplicate
-// window) and by the normalizer (whatever its age).
+// not proven genuine; 404 not found (an unknown provider or source: one
+// text for both); 405 wrong method; 413 body over the source's cap (or
+// too large for NATS); 429 too many failed verifications on the source;
+// 503 with Retry-After at once while the NATS connection is down, when
+// the source has too many requests in flight, or when JetStream does not
+// acknowledge within the publish deadline. Nothing is published for any
+// answer but 200: the connection keeps no publish to send on reconnect
+// (stage.ConnectOptions). Where a timeout leaves it unknown whether
+// JetStream stored a webhook, the provider's retry is deduplicated by
+// JetStream (within the duplicate window) and by the normalizer (whatever
+// its age).
+//
+// Work before authentication is bounded: a body buffer grows with the
+// bytes received (never sized from a declared Content-Length), each source
+// has a bound on requests in flight, the listener on connections
+// (stage.Listen), and the request log never carries attacker-sized strings.
 package ingress
 
 import (
@@ -32,8 +40,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/time/rate"
 
 	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/tracing"
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/subject"
@@ -44,64 +54,150 @@ type Options struct {
 	// PublishTimeout bounds the wait for the PubAck before answering 503.
 	// Default 750ms: Qonto wants an answer within a second.
 	PublishTimeout time.Duration
-	// RetryAfter is the Retry-After sent with a 503. Default 1s.
+	// RetryAfter is the Retry-After sent with a 503 or 429. Default 1s.
 	RetryAfter time.Duration
+	// MaxInFlightPerSource bounds one source's requests being read,
+	// verified or published at once; beyond it the answer is 503. Default 256.
+	MaxInFlightPerSource int
+	// FailedAuthPerSecond and FailedAuthBurst bound one source's failed
+	// verifications; beyond them requests are answered 429 without being
+	// verified, until the budget refills. Defaults 20 and 100.
+	FailedAuthPerSecond float64
+	FailedAuthBurst     int
+	// MaxPayload is the NATS server's max_payload, which a raw event (body
+	// and headers) must fit; default nc.MaxPayload().
+	MaxPayload int64
 	// Registerer receives the metrics; nil means none are registered.
 	Registerer prometheus.Registerer
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
 
+// HeaderRoom is what a raw event's headers may take of NATS's max_payload:
+// a source's max_body is at most max_payload − HeaderRoom. A raw event is
+// stored only if it leaves consume.DeadLetterRoom free, so that it can be
+// dead-lettered whole.
+const HeaderRoom = 8 << 10
+
 // Server handles webhooks for a set of sources.
 type Server struct {
 	js      jetstream.JetStream
 	nc      *nats.Conn
-	sources map[string]Source
+	sources map[string]*source
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
 }
 
-// New returns a server publishing with js; nc backs the readiness check.
+// source is a configured source and its bounds.
+type source struct {
+	Source
+	inFlight     chan struct{}
+	failedAuths  *rate.Limiter
+	providerImpl provider.Provider
+}
+
+// New returns a server publishing with js; nc backs the readiness check
+// and gives the server's max_payload. It refuses a source whose max_body
+// cannot fit max_payload with the raw event's headers; a source without
+// one gets the largest that fits, at most DefaultMaxBody.
 func New(nc *nats.Conn, js jetstream.JetStream, sources []Source, opts Options, log *slog.Logger) (*Server, error) {
-	if opts.PublishTimeout <= 0 {
-		opts.PublishTimeout = 750 * time.Millisecond
-	}
-	if opts.RetryAfter <= 0 {
-		opts.RetryAfter = time.Second
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts = opts.withDefaults(nc)
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{js: js, nc: nc, sources: map[string]Source{}, opts: opts, log: log.With("component", "ingress"), metrics: m}
+	s := &Server{js: js, nc: nc, sources: map[string]*source{}, opts: opts, log: log.With("component", "ingress"), metrics: m}
+	fits := opts.MaxPayload - HeaderRoom
+	var errs []error
 	for _, src := range sources {
-		s.sources[sourceKey(src.Provider, src.ID)] = src
+		switch {
+		case src.MaxBody == 0:
+			src.MaxBody = min(DefaultMaxBody, fits)
+		case src.MaxBody > fits:
+			errs = append(errs, fmt.Errorf("ingress: source %s/%s: max_body %d cannot fit NATS max_payload %d with the raw event's headers: at most %d",
+				src.Provider, src.ID, src.MaxBody, opts.MaxPayload, fits))
+		}
+		p, ok := provider.Lookup(src.Provider)
+		if !ok {
+			errs = append(errs, fmt.Errorf("ingress: source %s/%s: unknown provider", src.Provider, src.ID))
+		}
+		s.sources[sourceKey(src.Provider, src.ID)] = &source{
+			Source: src, providerImpl: p, inFlight: make(chan struct{}, opts.MaxInFlightPerSource),
+			failedAuths: rate.NewLimiter(rate.Limit(opts.FailedAuthPerSecond), opts.FailedAuthBurst),
+		}
 	}
-	return s, nil
+	return s, errors.Join(errs...)
+}
+
+func (o Options) withDefaults(nc *nats.Conn) Options {
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 750 * time.Millisecond
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = time.Second
+	}
+	if o.MaxInFlightPerSource <= 0 {
+		o.MaxInFlightPerSource = 256
+	}
+	if o.FailedAuthPerSecond <= 0 {
+		o.FailedAuthPerSecond = 20
+	}
+	if o.FailedAuthBurst <= 0 {
+		o.FailedAuthBurst = 100
+	}
+	if o.MaxPayload <= 0 && nc != nil {
+		o.MaxPayload = nc.MaxPayload()
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = 1 << 20 // NATS's default
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
 }
 
 func sourceKey(providerName, sourceID string) string { return providerName + "/" + sourceID }
 
-// Handler returns the HTTP routes: POST /webhooks/{provider}/{source},
+// Handler returns the webhook routes: POST /webhooks/{provider}/{source},
 // GET /healthz (the process is up) and GET /readyz (NATS is connected).
+// Metrics are served apart (ServeMetrics), not on the webhook port.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /webhooks/{provider}/{source}", s.webhook)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { reply(w, http.StatusOK, map[string]any{"status": "ok"}) })
-	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("GET /healthz", s.Healthz)
+	mux.HandleFunc("GET /readyz", s.Readyz)
+	mux.HandleFunc("POST /", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, http.StatusNotFound, map[string]any{"error": notFound})
+	})
 	return mux
 }
 
-func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
-	if s.nc == nil || s.nc.Status() != nats.CONNECTED {
-		reply(w, http.StatusServiceUnavailable, map[string]any{"status": "nats not connected"})
+// notFound is the one answer to an unknown provider, source or path, so a
+// scan learns nothing of which exist.
+const notFound = "not found"
+
+// Healthz answers 200 while the process is up.
+func (s *Server) Healthz(w http.ResponseWriter, _ *http.Request) {
+	reply(w, http.StatusOK, map[string]any{"status": "ok"})
+}
+
+// Readyz answers 200 while NATS is connected, 503 otherwise.
+func (s *Server) Readyz(w http.ResponseWriter, _ *http.Request) {
+	if err := s.Ready(); err != nil {
+		reply(w, http.StatusServiceUnavailable, map[string]any{"status": err.Error()})
 		return
 	}
 	reply(w, http.StatusOK, map[string]any{"status": "ready"})
+}
+
+// Ready reports whether ingress can store webhooks: NATS is connected.
+func (s *Server) Ready() error {
+	if s.nc == nil || s.nc.Status() != nats.CONNECTED {
+		return errors.New("nats not connected")
+	}
+	return nil
 }
 
 // outcome is how a webhook request ended; it labels the metrics and logs.
@@ -113,14 +209,19 @@ type outcome struct {
 
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	providerName, sourceID := r.PathValue("provider"), r.PathValue("source")
+	src := s.sources[sourceKey(r.PathValue("provider"), r.PathValue("source"))]
+	if src == nil { // neither the path nor its length reaches a log or a metric label
+		s.metrics.observe("unknown", "unknown", "not_found", time.Since(start))
+		reply(w, http.StatusNotFound, map[string]any{"error": notFound})
+		return
+	}
 	ctx, span := tracing.Start(r.Context(), "ingress.webhook", r.Header.Get("traceparent"),
-		attribute.String("invoicehub.provider", providerName), attribute.String("invoicehub.source", sourceID))
+		attribute.String("invoicehub.provider", src.Provider), attribute.String("invoicehub.source", src.ID))
 	defer span.End()
 	r = r.WithContext(ctx)
-	res, body := s.accept(r, w, providerName, sourceID)
+	res, body := s.accept(r, w, src)
 	span.SetAttributes(attribute.Int("http.response.status_code", res.status), attribute.String("invoicehub.outcome", res.label))
-	if res.status == http.StatusServiceUnavailable {
+	if res.status == http.StatusServiceUnavailable || res.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.opts.RetryAfter.Seconds()+0.5)))
 	}
 	if res.status == http.StatusOK {
@@ -128,28 +229,25 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	} else {
 		reply(w, res.status, map[string]any{"error": res.reason})
 	}
-	s.metrics.observe(providerName, sourceID, s.known(providerName, sourceID), res.label, time.Since(start))
+	s.metrics.observe(src.Provider, src.ID, res.label, time.Since(start))
 	level := slog.LevelInfo
 	if res.status >= 500 {
 		level = slog.LevelWarn
 	}
-	s.log.Log(r.Context(), level, "webhook", "provider", providerName, "source", sourceID, "status", res.status, "outcome", res.label, "reason", res.reason)
+	s.log.Log(r.Context(), level, "webhook", "provider", src.Provider, "source", src.ID, "status", res.status, "outcome", res.label, "reason", res.reason)
 }
 
-func (s *Server) known(providerName, sourceID string) bool {
-	_, ok := s.sources[sourceKey(providerName, sourceID)]
-	return ok
-}
-
-// accept runs one webhook through verification and publishing.
-func (s *Server) accept(r *http.Request, w http.ResponseWriter, providerName, sourceID string) (outcome, map[string]any) {
-	p, ok := provider.Lookup(providerName)
-	if !ok {
-		return outcome{http.StatusNotFound, "unknown_provider", "unknown provider"}, nil
+// accept runs one webhook of a known source through verification and
+// publishing.
+func (s *Server) accept(r *http.Request, w http.ResponseWriter, src *source) (outcome, map[string]any) {
+	select {
+	case src.inFlight <- struct{}{}:
+		defer func() { <-src.inFlight }()
+	default:
+		return outcome{http.StatusServiceUnavailable, "busy", "too many requests in flight, retry later"}, nil
 	}
-	src, ok := s.sources[sourceKey(providerName, sourceID)]
-	if !ok {
-		return outcome{http.StatusNotFound, "unknown_source", "unknown source"}, nil
+	if src.failedAuths.Tokens() < 1 {
+		return outcome{http.StatusTooManyRequests, "throttled", "too many failed verifications, retry later"}, nil
 	}
 	body, err := readBody(w, r, src.MaxBody)
 	if err != nil {
@@ -158,42 +256,58 @@ func (s *Server) accept(r *http.Request, w http.ResponseWriter, providerName, so
 		}
 		return outcome{http.StatusBadRequest, "unreadable", "cannot read body"}, nil
 	}
+	p := src.providerImpl
 	req := provider.Request{Header: r.Header, Body: body, Received: s.opts.Now()}
 	evidence, err := p.Verify(req, src.Credentials)
 	if err != nil {
+		src.failedAuths.Allow()
 		return outcome{http.StatusUnauthorized, "unauthorized", err.Error()}, nil
 	}
 	identity, err := p.Identify(req)
 	if err != nil {
 		return outcome{http.StatusBadRequest, "malformed", err.Error()}, nil
 	}
-	msg, err := s.rawMessage(r.Context(), p, src, req, evidence, identity)
+	msg, id, err := s.rawMessage(r.Context(), p, src.Source, req, evidence, identity)
 	if err != nil {
 		return outcome{http.StatusBadRequest, "malformed", err.Error()}, nil
 	}
+	return s.publish(r.Context(), msg, id)
+}
+
+// publish stores the raw event: 200 once JetStream acknowledged it; 503
+// when it is unavailable (retrying may help), 413 when the event is too
+// large for it (retrying cannot).
+func (s *Server) publish(ctx context.Context, msg *nats.Msg, id string) (outcome, map[string]any) {
 	if s.nc != nil && s.nc.Status() != nats.CONNECTED {
 		// Disconnected: refused at once, never buffered to be sent later.
 		return outcome{http.StatusServiceUnavailable, "unavailable", "storage unavailable, retry later"}, nil
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.PublishTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.PublishTimeout)
 	defer cancel()
+	if encodedSize(msg) > s.opts.MaxPayload-consume.DeadLetterRoom {
+		return outcome{http.StatusRequestEntityTooLarge, "too_large", "too large to store"}, nil
+	}
 	ack, err := s.js.PublishMsg(ctx, msg)
 	tracing.Fail(trace.SpanFromContext(ctx), err)
-	if err != nil {
-		s.log.Warn("publish failed", "provider", providerName, "source", sourceID, "err", err)
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload):
+		return outcome{http.StatusRequestEntityTooLarge, "too_large", "too large to store"}, nil
+	case err != nil:
+		s.log.Warn("publish failed", "subject", msg.Subject, "err", err)
 		return outcome{http.StatusServiceUnavailable, "unavailable", "storage unavailable, retry later"}, nil
 	}
 	label := "accepted"
 	if ack.Duplicate {
 		label = "duplicate"
 	}
-	return outcome{http.StatusOK, label, ""}, map[string]any{"status": label, "id": msg.Header.Get(jetstream.MsgIDHeader)}
+	return outcome{http.StatusOK, label, ""}, map[string]any{"status": label, "id": id}
 }
 
-// rawMessage builds the raw CloudEvent message for a verified webhook.
-func (s *Server) rawMessage(ctx context.Context, p provider.Provider, src Source, req provider.Request, ev provider.Evidence, id provider.Identity) (*nats.Msg, error) {
+// rawMessage builds the raw CloudEvent message for a verified webhook and
+// returns it with the event id.
+func (s *Server) rawMessage(ctx context.Context, p provider.Provider, src Source, req provider.Request, ev provider.Evidence, id provider.Identity) (*nats.Msg, string, error) {
 	if id.ID == "" {
-		id.ID = ContentID(p.Name, id.Type, req.Body)
+		id.ID = ContentID(p.Name, src.ID, id.Type, req.Body)
 	}
 	at := id.Time
 	if at.IsZero() {
@@ -205,39 +319,62 @@ func (s *Server) rawMessage(ctx context.Context, p provider.Provider, src Source
 		Traceparent: tracing.Traceparent(ctx),
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	msg, err := ce.ToMsg(ctx, subject.Webhook(p.Name, src.ID), e)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	msg.Header.Set(jetstream.MsgIDHeader, DedupID(p.Name, src.ID, id.ID))
 	for _, h := range p.Headers {
 		if v := req.Header.Get(h); v != "" {
 			msg.Header.Set(ce.ProviderHeaderPrefix+strings.ToLower(h), v)
 		}
 	}
-	return msg, nil
+	return msg, id.ID, nil
 }
 
-// readBody reads the request body up to limit bytes, sized from
-// Content-Length when the client sent one.
+// encodedSize is what msg counts against max_payload: its body and its
+// header block as NATS encodes it.
+func encodedSize(msg *nats.Msg) int64 {
+	n := len(msg.Data) + len("NATS/1.0\r\n\r\n")
+	for k, vs := range msg.Header {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return int64(n)
+}
+
+// DedupID is a raw event's Nats-Msg-Id: the provider's event id scoped by
+// provider and source, so that one provider's id never hides another's,
+// nor one account's another's. (The CloudEvent id stays the provider's.)
+func DedupID(providerName, sourceID, eventID string) string {
+	return providerName + "/" + sourceID + "/" + eventID
+}
+
+// readBody reads the request body up to limit bytes into a buffer that
+// grows with the bytes received: a declared Content-Length reserves
+// nothing before the bytes arrive.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	var buf bytes.Buffer
-	if n := r.ContentLength; n > 0 && n <= limit {
-		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead free bytes before each read, EOF included
-	}
+	buf.Grow(int(min(max(r.ContentLength, 0), firstRead)) + bytes.MinRead)
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	return buf.Bytes(), err
 }
 
-// ContentID is the dedup id of a webhook whose provider sends no event id:
-// hex SHA-256 of (provider, event type, body).
-func ContentID(providerName, eventType string, body []byte) string {
+// firstRead is the most a body buffer takes before bytes arrive: webhooks
+// are a few KB, larger ones grow the buffer as they come.
+const firstRead = 8 << 10
+
+// ContentID is the event id of a webhook whose provider sends none: hex
+// SHA-256 of (provider, source, event type, body).
+func ContentID(providerName, sourceID, eventType string, body []byte) string {
 	h := sha256.New()
-	h.Write([]byte(providerName))
-	h.Write([]byte{0})
-	h.Write([]byte(eventType))
-	h.Write([]byte{0})
+	for _, part := range []string{providerName, sourceID, eventType} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
 	h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -129,7 +129,7 @@ func TestAcceptsSignedWebhookByteForByte(t *testing.T) {
 	}
 	if e.ID() != "evt-1" || e.Type() != "com.qonto.v1/client-invoices" || e.Source() != "/webhooks/qonto/acme" ||
 		ce.StringExtension(e, ce.ExtVerifiedKey) != "1" || ce.StringExtension(e, ce.ExtClockSkewMS) != "0" ||
-		m.Header.Get(jetstream.MsgIDHeader) != "evt-1" || !e.Time().Equal(time.Date(2024, 3, 4, 15, 59, 0, 0, time.UTC)) {
+		m.Header.Get(jetstream.MsgIDHeader) != "qonto/acme/evt-1" || !e.Time().Equal(time.Date(2024, 3, 4, 15, 59, 0, 0, time.UTC)) {
 		t.Fatalf("raw event %s", e)
 	}
 }
@@ -274,11 +274,17 @@ func TestHealthAndReady(t *testing.T) {
 }
 
 func TestContentID(t *testing.T) {
-	a := ContentID("moxie", "com.moxie.invoice.sent", []byte("{}"))
-	if a != ContentID("moxie", "com.moxie.invoice.sent", []byte("{}")) || len(a) != 64 {
+	a := ContentID("moxie", "studio", "com.moxie.invoice.sent", []byte("{}"))
+	if a != ContentID("moxie", "studio", "com.moxie.invoice.sent", []byte("{}")) || len(a) != 64 {
 		t.Fatal("not deterministic")
 	}
-	if a == ContentID("moxie", "com.moxie.payment.received", []byte("{}")) || a == ContentID("mercoa", "com.moxie.invoice.sent", []byte("{}")) {
-		t.Fatal("provider and type must be part of the id")
+	for _, other := range []string{
+		ContentID("moxie", "studio", "com.moxie.payment.received", []byte("{}")),
+		ContentID("mercoa", "studio", "com.moxie.invoice.sent", []byte("{}")),
+		ContentID("moxie", "other", "com.moxie.invoice.sent", []byte("{}")),
+	} {
+		if other == a {
+			t.Fatal("provider, source and type must be part of the id")
+		}
 	}
 }

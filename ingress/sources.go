@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/invoicehub/invoicehub/internal/stage"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/invoicehub/invoicehub/ingress/provider"
@@ -20,7 +22,8 @@ type Source struct {
 	Provider    string
 	ID          string
 	Credentials provider.Credentials
-	// MaxBody caps the request body, in bytes.
+	// MaxBody caps the request body, in bytes; 0 means the largest that
+	// fits NATS's max_payload, at most DefaultMaxBody (see New).
 	MaxBody int64
 }
 
@@ -80,7 +83,7 @@ func ParseSources(r io.Reader, getenv func(string) string, readFile func(string)
 	dec.KnownFields(true)
 	var f sourcesFile
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("sources: %w", err)
+		return nil, fmt.Errorf("sources: %w", stage.YAMLError(err))
 	}
 	var errs []error
 	var out []Source
@@ -129,9 +132,7 @@ func ParseSources(r io.Reader, getenv func(string) string, readFile func(string)
 			}
 			src.Credentials.Tolerance = d
 		}
-		if src.MaxBody == 0 {
-			src.MaxBody = DefaultMaxBody
-		} else if src.MaxBody < 0 || src.MaxBody > maxMaxBody {
+		if src.MaxBody < 0 || src.MaxBody > maxMaxBody {
 			fail("max_body %d: want 1 to %d bytes", s.MaxBody, maxMaxBody)
 		}
 		if len(s.Secrets) == 0 {

@@ -52,7 +52,7 @@ sources:
 		len(a.Credentials.Secrets) != 2 || string(a.Credentials.Secrets[1].Bytes()) != qontoSecret("2") {
 		t.Fatalf("source %+v", a)
 	}
-	if b := srcs[1]; b.MaxBody != DefaultMaxBody || b.Credentials.Tolerance != DefaultTolerance {
+	if b := srcs[1]; b.MaxBody != 0 || b.Credentials.Tolerance != DefaultTolerance { // 0: what fits NATS, see New
 		t.Fatalf("defaults not applied: %+v", b)
 	}
 }
@@ -146,5 +146,30 @@ sources:
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Error("an error repeats a secret")
+	}
+}
+
+// TestYAMLErrorsQuoteNoValue: a sources file whose YAML cannot be decoded
+// (here a secret pasted where a list of references was expected) is
+// reported by line, without the value.
+func TestYAMLErrorsQuoteNoValue(t *testing.T) {
+	const secret = "Zq9x-pasted-here-by-mistake-0123456789" // YAML quotes up to 7 characters
+	for _, doc := range []string{
+		"sources:\n  - {provider: qonto, id: acme, secrets: " + secret + "}\n",
+		"sources:\n  - provider: qonto\n    id: acme\n    secret: " + secret + "\n",
+		"sources: " + secret + "\n",
+		"sources:\n  - {provider: qonto, id: acme, secrets: [" + secret + "]}\n",
+		"sources:\n  - {provider: qonto, id: acme, max_body: " + secret + "}\n",
+	} {
+		_, err := ParseSources(strings.NewReader(doc), getenv(nil), readFile(nil))
+		if err == nil {
+			t.Fatalf("accepted %q", doc)
+		}
+		if strings.Contains(err.Error(), secret[:4]) {
+			t.Fatalf("the error quotes the value: %v", err)
+		}
+		if !strings.Contains(err.Error(), "line") {
+			t.Fatalf("the error does not say where: %v", err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
@@ -44,6 +45,9 @@ type Config struct {
 	ReceivableSources []string
 	// Registerer receives the metrics; nil means none are registered.
 	Registerer prometheus.Registerer
+	// Hooks connect the consumer to the stage running it (readiness, the
+	// delivery ledger).
+	Hooks consume.Hooks
 }
 
 // ConsumeConfig returns the consumer configuration of the normalizer.
@@ -52,6 +56,7 @@ func (c Config) ConsumeConfig() consume.Config {
 		Stage: "normalizer", ID: ConsumerID, Stream: subject.WebhooksStream,
 		FilterSubjects: []string{subject.WebhooksRoot + ".>", subject.Replay("normalizer", ConsumerID)},
 		Concurrency:    c.Concurrency, MaxAttempts: c.MaxAttempts, Backoff: c.Backoff, AckWait: c.AckWait, Heartbeat: c.Heartbeat,
+		Hooks: c.Hooks,
 	}
 }
 
@@ -286,6 +291,9 @@ func (n *Normalizer) publish(ctx context.Context, events []Canonical) error {
 			return err
 		}
 		f, err := n.js.PublishMsgAsync(msg)
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return consume.PermanentClass("payload_too_large", fmt.Errorf("normalizer: publish %s: %w", c.Event.ID(), err))
+		}
 		if err != nil {
 			return fmt.Errorf("normalizer: publish %s: %w", c.Event.ID(), err)
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -354,6 +355,30 @@ func TestLateFlushDoesNotRepublish(t *testing.T) {
 	}
 }
 
+// TestLateFlushPublishesWhatIsMissing: killed before publishing, with no
+// reader until the duplicate window has passed; the next reader finds the
+// events missing from INVOICES and publishes them, once.
+func TestLateFlushPublishesWhatIsMissing(t *testing.T) {
+	js := newJetStreamWindow(t, 200*time.Millisecond)
+	publishFixture(t, js, "testdata/raw/qonto/created-draft.json")
+	want := crashAfterStateWrite(t, js, "testdata/raw/qonto/created-draft.json", 1)
+	waitOutDuplicateWindow(t, js)
+	cfg := Config{MaxAttempts: 3, DuplicateWindow: 200 * time.Millisecond}
+	late, err := New(t.Context(), js, cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- late.Run(ctx, cfg) }()
+	drained(t, js)
+	cancel()
+	<-done
+	if got := eventIDs(t, js); !slices.Equal(got, want) {
+		t.Fatalf("INVOICES holds %v, want %v once", got, want)
+	}
+}
+
 // newJetStreamWindow runs a JetStream whose streams have a short
 // duplicate window.
 func newJetStreamWindow(t *testing.T, window time.Duration) jetstream.JetStream {
@@ -433,4 +458,31 @@ func eventIDs(t *testing.T, js jetstream.JetStream) []string {
 		}
 	}
 	return ids
+}
+
+// TestTooLargeForNATSIsDeadLetteredAtOnce: a raw event that fits the
+// server's max_payload but whose state and canonical events do not (a
+// minimal Rillet invoice, whose canonical form is 4× its raw body, on a
+// server of max_payload 1,200 bytes) is dead-lettered on its first
+// attempt as payload_too_large, since retrying cannot help; the raw event
+// behind it is handled.
+func TestTooLargeForNATSIsDeadLetteredAtOnce(t *testing.T) {
+	_, js := jstest.RunWith(t, func(o *server.Options) { o.MaxPayload = 1200 }).Connect(t)
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	publishFixture(t, js, "testdata/raw/rillet/invoice-unbilled-minimal.json")
+	publishFixture(t, js, "testdata/skip/rillet/vendor-deleted.json")
+	runNormalizer(t, js, 1)
+	drained(t, js)
+	dls := jstest.Messages(t, js, subject.DLQStream)
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dls))
+	}
+	if c, a := dls[0].Header.Get(consume.HeaderErrorClass), dls[0].Header.Get(consume.HeaderAttempts); c != "payload_too_large" || a != "1" {
+		t.Fatalf("dead letter class %q after %s attempts, want payload_too_large after 1", c, a)
+	}
+	if n := jstest.Count(t, js, subject.InvoicesStream); n != 0 {
+		t.Fatalf("%d canonical events published", n)
+	}
 }

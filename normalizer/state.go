@@ -86,13 +86,32 @@ var errConflict = errors.New("state changed concurrently")
 // compare-and-set on the revision read.
 type stateStore struct{ kv jetstream.KeyValue }
 
-func openStateStore(ctx context.Context, js jetstream.JetStream, replicas int) (*stateStore, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// StateBucketConfig is the state bucket's configuration.
+func StateBucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket: StateBucket, Description: "invoicehub normalizer: each invoice's state and pending announcement",
 		History: 1, Storage: jetstream.FileStorage, Replicas: max(1, replicas),
-	})
+	}
+}
+
+// EnsureStateBucket creates the state bucket or updates it: the setup
+// step's work, with an administrator's rights.
+func EnsureStateBucket(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if _, err := js.CreateOrUpdateKeyValue(ctx, StateBucketConfig(replicas)); err != nil {
+		return fmt.Errorf("normalizer: state bucket: %w", err)
+	}
+	return nil
+}
+
+// openStateStore binds the state bucket setup created, or creates it
+// where this process may (dev mode, tests).
+func openStateStore(ctx context.Context, js jetstream.JetStream, replicas int) (*stateStore, error) {
+	kv, err := js.KeyValue(ctx, StateBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, StateBucketConfig(replicas))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("normalizer: state bucket: %w", err)
+		return nil, fmt.Errorf("normalizer: state bucket %s (run `invoicehub setup`): %w", StateBucket, err)
 	}
 	return &stateStore{kv: kv}, nil
 }

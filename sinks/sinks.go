@@ -130,6 +130,9 @@ type Spec struct {
 	Backoff            consume.Backoff
 	AckWait, Heartbeat time.Duration
 	Options            Options
+	// Hooks connect the consumer to the stage running it (readiness, the
+	// delivery ledger); they are not read from the sinks file.
+	Hooks consume.Hooks
 }
 
 var idSyntax = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -186,7 +189,8 @@ func (s Spec) ConsumeConfig() consume.Config {
 	return consume.Config{
 		Stage: "sink", ID: s.ID, Stream: subject.InvoicesStream, FilterSubjects: s.FilterSubjects(),
 		Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts, Backoff: s.Backoff, AckWait: s.AckWait, Heartbeat: s.Heartbeat,
-		Key: func(d *consume.Delivery) string { return d.Header.Get("ce-" + ce.ExtPartitionKey) },
+		Hooks: s.Hooks,
+		Key:   func(d *consume.Delivery) string { return d.Header.Get("ce-" + ce.ExtPartitionKey) },
 	}
 }
 

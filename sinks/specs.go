@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/invoicehub/invoicehub/internal/stage"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/invoicehub/invoicehub/schemas"
@@ -40,7 +42,7 @@ func ParseSpecs(r io.Reader) ([]Spec, error) {
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("sinks: %w", err)
+		return nil, fmt.Errorf("sinks: %w", stage.YAMLError(err))
 	}
 	var errs []error
 	var specs []Spec

@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -82,7 +83,8 @@ type Config struct {
 	// Concurrency bounds the handlers running at once. Default 4.
 	Concurrency int
 	// MaxPending bounds the deliveries held at once: running, waiting to
-	// retry, or queued behind their key. Default 64 per unit of Concurrency.
+	// retry, or queued behind their key (the consumer's MaxAckPending).
+	// Default 256.
 	MaxPending int
 	// MaxAttempts is how many attempts a message gets before it is
 	// dead-lettered as exhausted. Default 10. The server's MaxDeliver is set
@@ -105,6 +107,14 @@ type Config struct {
 	// handled one at a time, in stream order. Nil, or "", means none. It
 	// may set Delivery.Prepared for the handler.
 	Key func(d *Delivery) string
+	Hooks
+}
+
+// Hooks tell the stage running a consumer what it does.
+type Hooks struct {
+	// Bound, if set, is called once the consumer is bound and pulling: the
+	// stage is ready.
+	Bound func()
 	// Observer is told the outcome of every attempt; nil tells nobody.
 	Observer Observer
 }
@@ -125,7 +135,7 @@ func (c Config) withDefaults() Config {
 		c.Concurrency = 4
 	}
 	if c.MaxPending <= 0 {
-		c.MaxPending = 64 * c.Concurrency
+		c.MaxPending = 256
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 10
@@ -178,7 +188,68 @@ func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// Run creates or updates the durable consumer and processes deliveries
+// Ensure creates the durable consumer of cfg, or updates it to cfg: the
+// setup step's work (`invoicehub setup`), done with an administrator's
+// rights.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.ConsumerConfig()); err != nil {
+		return fmt.Errorf("consume: ensure %s on %s: %w", cfg.Durable(), cfg.Stream, err)
+	}
+	return nil
+}
+
+// bindWait bounds how long a stage waits for its consumer at start: a
+// cluster that just started elects its leaders first.
+const bindWait = time.Minute
+
+// bind returns the durable consumer: the one setup created, updated to cfg
+// where this process may (the stages' users may not: a difference is
+// logged, for setup to be run again), or created where it does not exist
+// yet and this process may create it (dev mode, tests).
+func bind(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger) (jetstream.Consumer, error) {
+	want := cfg.ConsumerConfig()
+	deadline := time.Now().Add(bindWait)
+	for {
+		jc, err := js.Consumer(ctx, cfg.Stream, cfg.Durable())
+		switch {
+		case err == nil && sameConsumer(jc.CachedInfo().Config, want):
+			return jc, nil
+		case err == nil || errors.Is(err, jetstream.ErrConsumerNotFound):
+			created, cerr := js.CreateOrUpdateConsumer(ctx, cfg.Stream, want)
+			if cerr == nil {
+				return created, nil
+			}
+			if err == nil { // it exists: run it as it is
+				log.Warn("consumer differs from this version's and cannot be updated here: run `invoicehub setup`", "err", cerr)
+				return jc, nil
+			}
+			err = fmt.Errorf("consume: consumer %s on %s does not exist and cannot be created here (run `invoicehub setup`): %w", cfg.Durable(), cfg.Stream, cerr)
+		default:
+			err = fmt.Errorf("consume: consumer %s on %s: %w", cfg.Durable(), cfg.Stream, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		log.Warn("consumer not ready, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(err, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// sameConsumer compares what setup and this version configure.
+func sameConsumer(have, want jetstream.ConsumerConfig) bool {
+	return slices.Equal(have.FilterSubjects, want.FilterSubjects) && have.AckWait == want.AckWait &&
+		have.MaxDeliver == want.MaxDeliver && have.MaxAckPending == want.MaxAckPending && have.AckPolicy == want.AckPolicy
+}
+
+// Run binds the durable consumer (see Ensure) and processes deliveries
 // until ctx ends, then stops pulling, gives back what it holds, and waits
 // (up to DrainTimeout) for the handlers in flight to finish and settle. It
 // returns nil after a clean shutdown.
@@ -190,11 +261,12 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler, log
 	if h == nil {
 		return errors.New("consume: nil handler")
 	}
-	jc, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.ConsumerConfig())
+	log = log.With("consumer", cfg.Durable())
+	jc, err := bind(ctx, js, cfg, log)
 	if err != nil {
-		return fmt.Errorf("consume: consumer %s on %s: %w", cfg.Durable(), cfg.Stream, err)
+		return err
 	}
-	c := newConsumer(js, cfg, h, log.With("consumer", cfg.Durable()))
+	c := newConsumer(js, cfg, h, log)
 	if err := c.run(ctx, jc); err != nil {
 		return fmt.Errorf("consume: %s: %w", cfg.Durable(), err)
 	}

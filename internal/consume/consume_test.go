@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/invoicehub/invoicehub/schemas/subject"
 
@@ -350,7 +352,7 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal("empty config accepted")
 	}
 	cc := testConfig("x").ConsumerConfig()
-	if cc.MaxDeliver != 3+DeadLetterRetries || cc.Durable != "sink-x" || cc.AckPolicy != jetstream.AckExplicitPolicy || cc.AckWait != 2*time.Second || cc.MaxAckPending != 128 {
+	if cc.MaxDeliver != 3+DeadLetterRetries || cc.Durable != "sink-x" || cc.AckPolicy != jetstream.AckExplicitPolicy || cc.AckWait != 2*time.Second || cc.MaxAckPending != 256 {
 		t.Fatalf("consumer config %+v", cc)
 	}
 }
@@ -503,5 +505,21 @@ func TestCrashedDeliveriesComeBackWithinAckWait(t *testing.T) {
 	jstest.Eventually(t, 5*time.Second, "redelivered to the second replica", func() bool { return redelivered.Load() == 3 })
 	if took := time.Since(crashed); took > 2*cfg.AckWait {
 		t.Fatalf("redelivered %v after the crash, AckWait is %v", took, cfg.AckWait)
+	}
+}
+
+func TestHeaderValue(t *testing.T) {
+	long := strings.Repeat("é", 600) // 1,200 bytes
+	for _, tc := range []struct{ name, in, want string }{
+		{"short", "mapper: bad total", "mapper: bad total"},
+		{"joined errors on one line", "first\nsecond\r\nthird", "first; second; third"},
+		{"cut on a character boundary", long, strings.Repeat("é", 510) + "…"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := headerValue(tc.in)
+			if got != tc.want || len(got) > maxReason || !utf8.ValidString(got) {
+				t.Fatalf("headerValue = %q (%d bytes)", got, len(got))
+			}
+		})
 	}
 }

@@ -55,6 +55,9 @@ func (c *consumer) run(ctx context.Context, jc jetstream.Consumer) error {
 		return fmt.Errorf("pull: %w", err)
 	}
 	defer c.cancel()
+	if c.cfg.Bound != nil {
+		c.cfg.Bound()
+	}
 	go func() {
 		<-ctx.Done()
 		close(c.stop)

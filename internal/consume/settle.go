@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -171,7 +172,7 @@ func (c *consumer) deadLetterMsg(d *Delivery, o Outcome) *nats.Msg {
 	}
 	seq := strconv.FormatUint(d.Sequence, 10)
 	for k, v := range map[string]string{
-		HeaderReason: o.Err.Error(), HeaderErrorClass: o.Class, HeaderAttempts: strconv.FormatUint(d.Attempt, 10),
+		HeaderReason: headerValue(o.Err.Error()), HeaderErrorClass: o.Class, HeaderAttempts: strconv.FormatUint(d.Attempt, 10),
 		HeaderFirstFailure: d.firstFailure.Format(time.RFC3339Nano), HeaderLastFailure: time.Now().UTC().Format(time.RFC3339Nano),
 		HeaderStream: d.Stream, HeaderStreamSeq: seq, HeaderSubject: d.Subject, HeaderConsumer: c.cfg.Durable(),
 	} {
@@ -179,4 +180,27 @@ func (c *consumer) deadLetterMsg(d *Delivery, o Outcome) *nats.Msg {
 	}
 	header.Set(jetstream.MsgIDHeader, "dlq:"+c.cfg.Durable()+":"+d.Stream+":"+seq)
 	return &nats.Msg{Subject: c.cfg.DeadLetterSubject(), Header: header, Data: d.Data}
+}
+
+// maxReason bounds a Dlq-Reason: a dead letter must fit the server's
+// max_payload.
+const maxReason = 1024
+
+// DeadLetterRoom is the most the Dlq-* headers add to a message: a message
+// larger than max_payload − DeadLetterRoom could not be dead-lettered.
+const DeadLetterRoom = 2 << 10
+
+// headerValue makes an error text a header value: one line (a joined
+// error's lines separated by "; "), at most maxReason bytes, cut on a
+// character boundary.
+func headerValue(s string) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }), "; ")
+	if len(s) <= maxReason {
+		return s
+	}
+	cut := maxReason - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -23,12 +23,18 @@ type Server struct {
 
 // Run starts a JetStream server on a free loopback port with its store in a
 // temporary directory; it is shut down when the test ends.
-func Run(t testing.TB) *Server {
+func Run(t testing.TB) *Server { return RunWith(t, nil) }
+
+// RunWith is Run with the server's options adjusted by adjust (nil: none).
+func RunWith(t testing.TB, adjust func(*server.Options)) *Server {
 	t.Helper()
 	opts := natstest.DefaultTestOptions
 	opts.Port = -1
 	opts.JetStream = true
 	opts.StoreDir = t.TempDir()
+	if adjust != nil {
+		adjust(&opts)
+	}
 	s := &Server{opts: opts}
 	s.start(t)
 	return s

@@ -26,10 +26,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,7 +38,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/internal/tracing"
@@ -147,6 +145,19 @@ func (p *Parser) Duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
+// quoted matches what YAML errors quote of a document: `value`.
+var quoted = regexp.MustCompile("`[^`]*`")
+
+// YAMLError returns a YAML decoding error without the values it quotes: a
+// configuration file may hold a secret where a reference was expected,
+// and an error is logged and printed.
+func YAMLError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(quoted.ReplaceAllString(err.Error(), "`…`"))
+}
+
 // Logger returns the stage's logger writing to w.
 func (c Config) Logger(w io.Writer, stageName string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
@@ -157,10 +168,9 @@ func (c Config) Logger(w io.Writer, stageName string) *slog.Logger {
 	return slog.New(h).With("stage", stageName)
 }
 
-// Connect connects to NATS (reconnecting forever), and creates or updates
-// the streams. Nothing published while the connection is down is kept to
-// be sent on reconnect (ReconnectBufSize -1): a publish then fails at once,
-// so ingress never stores later a webhook it answered 503.
+// Connect connects to NATS (reconnecting forever, see ConnectOptions).
+// Streams and consumers are the setup step's (`invoicehub setup`): a
+// stage's user may not create them.
 func (c Config) Connect(ctx context.Context, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	opts := ConnectOptions(name, log)
 	if c.NATSCreds != "" {
@@ -182,100 +192,32 @@ func (c Config) Connect(ctx context.Context, name string, log *slog.Logger) (*na
 		nc.Close()
 		return nil, nil, fmt.Errorf("stage: jetstream: %w", err)
 	}
-	if err := ensureStreams(ctx, js, c.Streams, log); err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
 	return nc, js, nil
 }
 
 // ConnectOptions are the options of every stage's NATS connection:
-// reconnecting forever, every half second, and keeping nothing published
-// while disconnected to send later.
+// reconnecting forever, every half second; keeping nothing published while
+// disconnected to send later (ReconnectBufSize -1: a publish then fails at
+// once, so ingress never stores later a webhook it answered 503); replies
+// on the stage's own inbox prefix, _INBOX_<name>, the only replies its
+// NATS user may read (deploy/nats/auth.conf).
 func ConnectOptions(name string, log *slog.Logger) []nats.Option {
 	return []nats.Option{
 		nats.Name("invoicehub-" + name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond), nats.ReconnectBufSize(-1),
+		nats.CustomInboxPrefix(InboxPrefix(name)),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
 	}
 }
 
-// ensureWait bounds how long a stage waits for JetStream at start: a
-// cluster that just started elects its leaders first.
-const ensureWait = time.Minute
-
-// ensureStreams creates or updates the streams, retrying while JetStream
-// is not ready yet.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg streams.Config, log *slog.Logger) error {
-	deadline := time.Now().Add(ensureWait)
-	for {
-		err := streams.Ensure(ctx, js, cfg)
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		log.Warn("JetStream not ready, retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(time.Second):
-		}
-	}
-}
+// InboxPrefix is the reply subject prefix of a stage's connection.
+func InboxPrefix(name string) string { return "_INBOX_" + name }
 
 // Registry returns a metrics registry with the Go and process collectors.
 func Registry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
-}
-
-// ServeMetrics serves /metrics (and /healthz) on c.MetricsAddr until ctx
-// ends; it returns at once if metrics are off.
-func (c Config) ServeMetrics(ctx context.Context, reg *prometheus.Registry, log *slog.Logger) error {
-	if c.MetricsAddr == "off" {
-		return nil
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	return Serve(ctx, c.MetricsAddr, mux, 5*time.Second, log)
-}
-
-// MaxHeaderBytes caps a request's headers; a webhook needs a few hundred
-// bytes, so more is answered 431.
-const MaxHeaderBytes = 64 << 10
-
-// NewHTTPServer returns an HTTP server with production limits: header,
-// read and idle timeouts, and MaxHeaderBytes.
-func NewHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: MaxHeaderBytes,
-	}
-}
-
-// Serve serves h on addr until ctx ends, then shuts down gracefully within
-// grace: requests in flight finish, new ones are refused.
-func Serve(ctx context.Context, addr string, h http.Handler, grace time.Duration, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("stage: listen %s: %w", addr, err)
-	}
-	srv := NewHTTPServer(h)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
-	select {
-	case err := <-done:
-		return fmt.Errorf("stage: serve %s: %w", addr, err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("stage: shutdown %s: %w", addr, err)
-	}
-	return nil
 }
 
 // Main runs a stage's run function with a context that ends on SIGINT or

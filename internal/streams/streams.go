@@ -71,6 +71,7 @@ func (c Config) Configs() []jetstream.StreamConfig {
 			MaxAge:      c.WebhooksMaxAge,
 			Duplicates:  c.DuplicateWindow,
 			Discard:     jetstream.DiscardOld,
+			AllowDirect: true,
 		},
 		{
 			Name:        subject.InvoicesStream,
@@ -82,6 +83,7 @@ func (c Config) Configs() []jetstream.StreamConfig {
 			MaxAge:      c.InvoicesMaxAge,
 			Duplicates:  c.DuplicateWindow,
 			Discard:     jetstream.DiscardOld,
+			AllowDirect: true,
 		},
 		{
 			Name:        subject.DLQStream,
@@ -93,13 +95,17 @@ func (c Config) Configs() []jetstream.StreamConfig {
 			MaxAge:      c.DLQMaxAge,
 			Duplicates:  c.DuplicateWindow,
 			Discard:     jetstream.DiscardOld,
+			AllowDirect: true,
 		},
 	}
 }
 
-// Ensure creates the streams or updates them to cfg. It is idempotent and
-// safe to call from every process at start; it returns the joined errors of
-// the streams it could not create or update.
+// Ensure creates the streams or updates them to cfg. It is idempotent; it
+// returns the joined errors of the streams it could not create or update.
+// Streams allow direct gets (read-only lookups by sequence, subject or
+// time), which the normalizer and the operators' tools use. In production
+// only the setup step (`invoicehub setup`, an administrator) calls it; the
+// stages' users may not manage streams.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	var errs []error
 	for _, sc := range cfg.Configs() {

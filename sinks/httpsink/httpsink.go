@@ -37,8 +37,9 @@ import (
 	"github.com/invoicehub/invoicehub/sinks"
 )
 
-// ErrPrivateTarget is returned for a target on a loopback, private,
-// link-local or unspecified address when allow_private is off.
+// ErrPrivateTarget is returned for a target on a special-purpose address
+// (loopback, private, link-local, shared, documentation, NAT64...; see
+// specialPurpose) when allow_private is off.
 var ErrPrivateTarget = errors.New("httpsink: target address is private or loopback")
 
 // Config configures a Sink.
@@ -108,8 +109,11 @@ func readSecret(env, file string) (string, error) {
 // New returns a sink posting to cfg.URL.
 func New(cfg Config) (*Sink, error) {
 	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("httpsink: url %q: want an http(s) URL", cfg.URL)
+	if err != nil {
+		return nil, errors.New("httpsink: url: not a URL") // never echoed: it may hold a token
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("httpsink: url %s: want an http(s) URL", redactURL(u))
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -122,22 +126,6 @@ func New(cfg Config) (*Sink, error) {
 		return http.ErrUseLastResponse // a redirect is an answer, not an instruction
 	}}
 	return &Sink{cfg: cfg, client: client, now: time.Now}, nil
-}
-
-func checkAddress(address string, allowPrivate bool) error {
-	if allowPrivate {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return fmt.Errorf("%w: %s", ErrPrivateTarget, address)
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
-		return fmt.Errorf("%w: %s", ErrPrivateTarget, host)
-	}
-	return nil
 }
 
 // Deliver posts the event; see the package comment for what an answer means.
@@ -158,6 +146,7 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 	standardwebhooks.Sign(req.Header, s.cfg.Key, e.ID(), s.now(), body)
 	resp, err := s.client.Do(req)
 	if err != nil {
+		err = redactError(err)
 		if errors.Is(err, ErrPrivateTarget) {
 			return consume.PermanentClass("private_target", err)
 		}
@@ -178,7 +167,7 @@ func classify(resp *http.Response, id string, now time.Time) error {
 	if code >= 200 && code < 300 {
 		return nil
 	}
-	err := fmt.Errorf("httpsink: %s answered %d for %s", resp.Request.URL.Redacted(), code, id)
+	err := fmt.Errorf("httpsink: %s answered %d for %s", redactURL(resp.Request.URL), code, id)
 	if code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500 {
 		if d, ok := retryAfter(resp.Header.Get("Retry-After"), now); ok {
 			return consume.RetryAfter(err, d)
@@ -186,6 +175,34 @@ func classify(resp *http.Response, id string, now time.Time) error {
 		return err
 	}
 	return consume.PermanentClass("http_"+strconv.Itoa(code), err)
+}
+
+// redactURL renders u without what may be a credential: the password of
+// its user info and the values of its query ("?token=..."), so that no
+// log line, error or dead letter carries them.
+func redactURL(u *url.URL) string {
+	c := *u
+	if len(c.RawQuery) > 0 {
+		q := c.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		c.RawQuery = q.Encode()
+	}
+	return c.Redacted()
+}
+
+// redactError rewrites the URL a transport error names with redactURL.
+func redactError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			redacted := *ue
+			redacted.URL = redactURL(u)
+			return &redacted
+		}
+	}
+	return err
 }
 
 // retryAfter reads a Retry-After header: seconds or an HTTP date.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -253,5 +254,56 @@ func TestBadRequestDeadLetteredThenReplayed(t *testing.T) {
 	jstest.Eventually(t, 5*time.Second, "delivered after replay", func() bool { return len(r.delivered()) == 1 })
 	if left, _ := deadletter.List(t.Context(), js, deadletter.Filter{}); len(left) != 0 {
 		t.Fatalf("%d dead letters left", len(left))
+	}
+}
+
+// TestSpecialPurposeAddressesRefused checks the dialer's Control hook on
+// an address of every special-purpose block, without dialling anything:
+// each is refused unless allow_private, and public addresses pass.
+func TestSpecialPurposeAddressesRefused(t *testing.T) {
+	refused := []string{
+		"0.0.0.0:443", "0.1.2.3:443", "10.1.2.3:443", "100.64.0.1:443", "100.127.255.254:443", "127.0.0.1:443", "127.9.9.9:443",
+		"169.254.169.254:80", "172.16.0.1:443", "172.31.255.255:443", "192.0.0.8:443", "192.0.0.170:443", "192.0.2.1:443",
+		"192.31.196.1:443", "192.52.193.1:443", "192.88.99.1:443", "192.168.1.1:443", "192.175.48.1:443",
+		"198.18.0.1:443", "198.19.255.255:443", "198.51.100.7:443", "203.0.113.9:443", "224.0.0.1:443", "239.1.1.1:443",
+		"240.0.0.1:443", "255.255.255.255:443",
+		"[::]:443", "[::1]:443", "[::ffff:127.0.0.1]:443", "[::ffff:10.0.0.1]:443", "[::ffff:169.254.169.254]:443",
+		"[64:ff9b::7f00:1]:443", "[64:ff9b::808:808]:443", "[64:ff9b:1::1]:443", "[100::1]:443", "[2001::1]:443",
+		"[2001:2::1]:443", "[2001:db8::1]:443", "[2002:7f00:1::1]:443", "[2620:4f:8000::1]:443", "[3fff::1]:443",
+		"[5f00::1]:443", "[fc00::1]:443", "[fd12:3456::1]:443", "[fe80::1%eth0]:443", "[fec0::1]:443", "[ff02::1]:443",
+		"not-an-address", "example.com:443",
+	}
+	for _, addr := range refused {
+		if err := checkAddress(addr, false); !errors.Is(err, ErrPrivateTarget) {
+			t.Errorf("%s: %v, want refused", addr, err)
+		}
+		if err := checkAddress(addr, true); err != nil {
+			t.Errorf("%s with allow_private: %v", addr, err)
+		}
+	}
+	for _, addr := range []string{"93.184.216.34:443", "8.8.8.8:53", "1.1.1.1:443", "[2606:4700:4700::1111]:443", "[::ffff:8.8.8.8]:443", "[2a00:1450:4007:80e::200e]:443"} {
+		if err := checkAddress(addr, false); err != nil {
+			t.Errorf("%s: %v, want allowed", addr, err)
+		}
+	}
+}
+
+// TestURLCredentialsNeverInErrors: a target's query token and password
+// appear in no error, hence in no log line or dead letter.
+func TestURLCredentialsNeverInErrors(t *testing.T) {
+	r := newReceiver(t, func(int) (int, http.Header) { return http.StatusBadRequest, nil })
+	u := strings.Replace(r.srv.URL, "http://", "http://hook:hunter2pass@", 1) + "/in?token=s3cr3t-token&x=1"
+	s, err := New(Config{URL: u, Key: testKey, AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Deliver(t.Context(), sinktest.Event(t, "raw-redact", schemas.KindUpdated))
+	if err == nil || strings.Contains(err.Error(), "s3cr3t-token") || strings.Contains(err.Error(), "hunter2pass") {
+		t.Fatalf("answer error: %v", err)
+	}
+	down, _ := New(Config{URL: "http://hook:hunter2pass@127.0.0.1:1/in?token=s3cr3t-token", AllowPrivate: true, Timeout: time.Second})
+	err = down.Deliver(t.Context(), sinktest.Event(t, "raw-redact-2", schemas.KindUpdated))
+	if err == nil || strings.Contains(err.Error(), "s3cr3t-token") || strings.Contains(err.Error(), "hunter2pass") {
+		t.Fatalf("transport error: %v", err)
 	}
 }

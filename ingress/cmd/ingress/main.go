@@ -6,10 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/invoicehub/invoicehub/ingress"
 	"github.com/invoicehub/invoicehub/internal/stage"
@@ -38,13 +35,20 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		log.Error("start", "err", err)
 		return 1
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", srv.Handler())
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := stage.Listen(cfg.HTTPAddr, cfg.MaxConnections, cfg.Options.RetryAfter)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	go func() {
+		if err := cfg.Stage.ServeMetrics(ctx, reg, srv.Ready, log); err != nil {
+			log.Error("metrics", "err", err)
+		}
+	}()
 	log.Info("ingress started", "sources", len(cfg.Sources))
 	// Shutdown: new requests are refused, requests in flight finish with
 	// their PubAck, then the connection drains.
-	if err := stage.Serve(ctx, cfg.HTTPAddr, mux, cfg.Stage.ShutdownGrace, log); err != nil {
+	if err := stage.Serve(ctx, ln, srv.Handler(), cfg.Stage.ShutdownGrace, log); err != nil {
 		log.Error("serve", "err", err)
 		return 1
 	}

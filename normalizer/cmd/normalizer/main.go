@@ -33,13 +33,15 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 	cfg.Registerer = reg
 	cfg.Replicas, cfg.DuplicateWindow = common.Streams.Replicas, common.Streams.DuplicateWindow
 	cfg.AckWait, cfg.Heartbeat = common.AckWait, common.PullHeartbeat
+	ready := stage.NewReadiness(nc, 1)
+	cfg.Hooks.Bound = ready.Bound
 	n, err := normalizer.New(ctx, js, cfg, log)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
 	go func() {
-		if err := common.ServeMetrics(ctx, reg, log); err != nil {
+		if err := common.ServeMetrics(ctx, reg, ready.Check, log); err != nil {
 			log.Error("metrics", "err", err)
 		}
 	}()

@@ -37,13 +37,15 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		return 1
 	}
 	defer nc.Drain()
+	ready := stage.NewReadiness(nc, len(specs))
 	go func() {
-		if err := common.ServeMetrics(ctx, stage.Registry(), log); err != nil {
+		if err := common.ServeMetrics(ctx, stage.Registry(), ready.Check, log); err != nil {
 			log.Error("metrics", "err", err)
 		}
 	}()
 	for i := range specs {
 		specs[i].AckWait, specs[i].Heartbeat = common.AckWait, common.PullHeartbeat
+		specs[i].Hooks.Bound = ready.Bound
 	}
 	if err := runSinks(ctx, js, specs, log); err != nil {
 		log.Error("run", "err", err)

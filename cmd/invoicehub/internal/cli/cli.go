@@ -28,6 +28,7 @@ type command struct {
 
 var commands = map[string]command{
 	"dev":    {"run the whole pipeline in one process with an embedded JetStream", runDev},
+	"setup":  {"create or update the streams and consumers (an administrator's step)", runSetup},
 	"send":   {"post a correctly signed sample webhook (send qonto)", runSend},
 	"replay": {"re-normalize raw webhooks into canonical events, without duplicates", runReplay},
 	"dlq":    {"list, show, replay or purge dead letters", runDLQ},

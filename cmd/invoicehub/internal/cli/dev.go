@@ -25,7 +25,6 @@ import (
 	"github.com/invoicehub/invoicehub/ingress"
 	"github.com/invoicehub/invoicehub/ingress/provider"
 	"github.com/invoicehub/invoicehub/internal/stage"
-	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/normalizer"
 	"github.com/invoicehub/invoicehub/sinks"
 	"github.com/invoicehub/invoicehub/sinks/builtin"
@@ -100,8 +99,8 @@ type dev struct {
 	log       *slog.Logger
 }
 
-func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (d *dev, err error) {
-	d = &dev{cfg: cfg, log: log, errs: make(chan error, 4)} // three consumers and HTTP
+func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (_ *dev, err error) {
+	d := &dev{cfg: cfg, log: log, errs: make(chan error, 4)} // three consumers and HTTP
 	defer func() {
 		if err != nil {
 			d.shutdown(cfg.grace)
@@ -120,14 +119,17 @@ func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (d *dev, err
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := streams.Ensure(ctx, js, streams.Config{}); err != nil {
+	d.sinkFile = filepath.Join(cfg.dataDir, "invoices.jsonl")
+	d.sinkDB = filepath.Join(cfg.dataDir, "invoices.db")
+	specs := d.sinkSpecs()
+	if err := setup(ctx, js, stage.Config{}, normalizer.Config{}, specs, log); err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	consumeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
-	if err := d.startConsumers(consumeCtx, js, reg); err != nil {
+	if err := d.startConsumers(consumeCtx, js, reg, specs); err != nil {
 		return nil, err
 	}
 	if err := d.startIngress(js, reg); err != nil {
@@ -152,17 +154,19 @@ func startNATS(cfg devConfig) (*server.Server, error) {
 	return srv, nil
 }
 
-func (d *dev) startConsumers(ctx context.Context, js jetstream.JetStream, reg prometheus.Registerer) error {
+// sinkSpecs are dev mode's sinks: a JSON-lines file and an SQLite database.
+func (d *dev) sinkSpecs() []sinks.Spec {
+	return []sinks.Spec{
+		{ID: "file", Type: "file", Options: sinks.Options{"path": d.sinkFile, "fsync": "always"}},
+		{ID: "sqlite", Type: "sql", Options: sinks.Options{"driver": "sqlite", "dsn": d.sinkDB}},
+	}
+}
+
+func (d *dev) startConsumers(ctx context.Context, js jetstream.JetStream, reg prometheus.Registerer, specs []sinks.Spec) error {
 	ncfg := normalizer.Config{Registerer: reg}
 	n, err := normalizer.New(ctx, js, ncfg, d.log)
 	if err != nil {
 		return err
-	}
-	d.sinkFile = filepath.Join(d.cfg.dataDir, "invoices.jsonl")
-	d.sinkDB = filepath.Join(d.cfg.dataDir, "invoices.db")
-	specs := []sinks.Spec{
-		{ID: "file", Type: "file", Options: sinks.Options{"path": d.sinkFile, "fsync": "always"}},
-		{ID: "sqlite", Type: "sql", Options: sinks.Options{"driver": "sqlite", "dsn": d.sinkDB}},
 	}
 	registry := builtin.Registry()
 	d.goConsume(func() error { return n.Run(ctx, ncfg) })
@@ -191,7 +195,7 @@ func (d *dev) startIngress(js jetstream.JetStream, reg *prometheus.Registry) err
 	var sources []ingress.Source
 	for _, name := range provider.Names() {
 		p, _ := provider.Lookup(name)
-		sources = append(sources, ingress.Source{Provider: name, ID: DevSource, MaxBody: ingress.DefaultMaxBody, Credentials: devCredentials(p)})
+		sources = append(sources, ingress.Source{Provider: name, ID: DevSource, Credentials: devCredentials(p)})
 	}
 	srv, err := ingress.New(d.nc, js, sources, ingress.Options{Registerer: reg}, d.log)
 	if err != nil {

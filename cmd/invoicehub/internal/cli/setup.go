@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/stage"
+	"github.com/invoicehub/invoicehub/internal/streams"
+	"github.com/invoicehub/invoicehub/normalizer"
+	"github.com/invoicehub/invoicehub/sinks"
+)
+
+// runSetup creates or updates what the stages bind to, with an
+// administrator's NATS credentials (the stages' users may not manage
+// streams or consumers): the streams, the normalizer's state bucket and
+// durable consumer, and a durable consumer per sink of
+// INVOICEHUB_SINKS_FILE. It reads the stages' INVOICEHUB_* variables, so
+// that what it creates is what they expect; run it again after an upgrade.
+func runSetup(ctx context.Context, args []string, env Env) error {
+	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	common, err1 := stage.Load(env.Getenv)
+	ncfg, err2 := normalizer.LoadConfig(env.Getenv)
+	specs, err3 := setupSinks(env.Getenv("INVOICEHUB_SINKS_FILE"))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return fmt.Errorf("bad configuration:\n%w", err)
+	}
+	log := logger(env)
+	nc, js, err := common.Connect(ctx, "setup", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := setup(ctx, js, common, ncfg, specs, log); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "set up: streams, the normalizer's state bucket and consumer, %d sink consumers\n", len(specs))
+	return nil
+}
+
+func setupSinks(path string) ([]sinks.Spec, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("INVOICEHUB_SINKS_FILE: %w", err)
+	}
+	return sinks.ParseSpecs(bytes.NewReader(b))
+}
+
+// setupWait bounds how long setup waits for JetStream: a cluster that
+// just started elects its leaders first.
+const setupWait = time.Minute
+
+// setup creates or updates the streams, the state bucket and the durable
+// consumers, retrying while JetStream is not ready.
+func setup(ctx context.Context, js jetstream.JetStream, common stage.Config, ncfg normalizer.Config, specs []sinks.Spec, log *slog.Logger) error {
+	deadline := time.Now().Add(setupWait)
+	for {
+		err := setupOnce(ctx, js, common, ncfg, specs)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("JetStream not ready, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func setupOnce(ctx context.Context, js jetstream.JetStream, common stage.Config, ncfg normalizer.Config, specs []sinks.Spec) error {
+	if err := streams.Ensure(ctx, js, common.Streams); err != nil {
+		return err
+	}
+	if err := normalizer.EnsureStateBucket(ctx, js, common.Streams.Replicas); err != nil {
+		return err
+	}
+	ncfg.AckWait, ncfg.Heartbeat = common.AckWait, common.PullHeartbeat
+	errs := []error{consume.Ensure(ctx, js, ncfg.ConsumeConfig())}
+	for _, spec := range specs {
+		spec.AckWait, spec.Heartbeat = common.AckWait, common.PullHeartbeat
+		errs = append(errs, consume.Ensure(ctx, js, spec.ConsumeConfig()))
+	}
+	return errors.Join(errs...)
+}
