@@ -171,20 +171,7 @@ func newNetwork(t *testing.T) *testcontainers.DockerNetwork {
 func testClusterNodeLoss(t *testing.T) {
 	ctx := t.Context()
 	nw := newNetwork(t)
-	conf, _ := filepath.Abs("../deploy/nats")
-	var nodes []*testcontainers.DockerContainer
-	for i := 1; i <= 3; i++ {
-		name := fmt.Sprintf("nats-%d", i)
-		env := map[string]string{"NATS_SERVER_NAME": name}
-		for k, v := range passwords {
-			env[k] = v
-		}
-		nodes = append(nodes, start(t, "nats-server",
-			testcontainers.WithCmd("-c", "/etc/nats/node.conf"), testcontainers.WithEnv(env),
-			binds(conf+":/etc/nats:ro"), // the image's /data belongs to nobody
-			network.WithNetwork([]string{name}, nw), testcontainers.WithExposedPorts("4222/tcp"),
-			testcontainers.WithWaitStrategy(wait.ForLog("Server is ready"))))
-	}
+	nodes := startCluster(t, nw)
 	poster, sinkFile, _ := stages(t, nw, "nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222", "3")
 	poster.deliver("evt-cluster-0", "inv-cluster-0")
 	jstest.Eventually(t, 60*time.Second, "the first webhook through the cluster", func() bool {
@@ -281,4 +268,24 @@ func testSingleNode(t *testing.T) {
 	jstest.Eventually(t, 60*time.Second, "everything delivered after the NATS restart", func() bool {
 		return len(sinkEvents(t, sinkFile)) == 6
 	})
+}
+
+// startCluster starts three NATS nodes (nats-1..3) with deploy/nats's
+// configuration and users.
+func startCluster(t *testing.T, nw *testcontainers.DockerNetwork) []*testcontainers.DockerContainer {
+	conf, _ := filepath.Abs("../deploy/nats")
+	var nodes []*testcontainers.DockerContainer
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("nats-%d", i)
+		env := map[string]string{"NATS_SERVER_NAME": name}
+		for k, v := range passwords {
+			env[k] = v
+		}
+		nodes = append(nodes, start(t, "nats-server",
+			testcontainers.WithCmd("-c", "/etc/nats/node.conf"), testcontainers.WithEnv(env),
+			binds(conf+":/etc/nats:ro"), // the image's /data belongs to nobody
+			network.WithNetwork([]string{name}, nw), testcontainers.WithExposedPorts("4222/tcp"),
+			testcontainers.WithWaitStrategy(wait.ForLog("Server is ready"))))
+	}
+	return nodes
 }

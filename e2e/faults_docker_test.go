@@ -3,16 +3,11 @@
 package e2e
 
 import (
-	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/testcontainers/testcontainers-go"
-	"github.com/testcontainers/testcontainers-go/network"
-	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/invoicehub/invoicehub/internal/jstest"
 	"github.com/invoicehub/invoicehub/schemas"
@@ -24,19 +19,7 @@ import (
 // coming. Its row joins the fault suite's table.
 func TestFaultsCluster(t *testing.T) {
 	nw := newNetwork(t)
-	conf, _ := filepath.Abs("../deploy/nats")
-	var nodes []*testcontainers.DockerContainer
-	for i := 1; i <= 3; i++ {
-		name := fmt.Sprintf("nats-%d", i)
-		env := map[string]string{"NATS_SERVER_NAME": name}
-		for k, v := range passwords {
-			env[k] = v
-		}
-		nodes = append(nodes, start(t, "nats-server",
-			testcontainers.WithCmd("-c", "/etc/nats/node.conf"), testcontainers.WithEnv(env),
-			binds(conf+":/etc/nats:ro"), network.WithNetwork([]string{name}, nw), testcontainers.WithExposedPorts("4222/tcp"),
-			testcontainers.WithWaitStrategy(wait.ForLog("Server is ready"))))
-	}
+	nodes := startCluster(t, nw)
 	poster, sinkFile, _ := stages(t, nw, "nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222", "3")
 	natsURL, err := nodes[0].PortEndpoint(t.Context(), "4222/tcp", "nats")
 	if err != nil {

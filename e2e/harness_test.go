@@ -197,7 +197,7 @@ func startPipeline(t testing.TB, o pipelineOptions) *pipeline {
 		if len(o.httpKinds) > 0 {
 			kinds = ", kinds: [" + strings.Join(o.httpKinds, ", ") + "]"
 		}
-		sinks = fmt.Sprintf("sinks:\n  - {id: archive, type: file, options: {path: %q, fsync: never}}\n  - {id: ledger, type: sql, options: {driver: sqlite, dsn: %q}}\n  - {id: hook, type: http%s, backoff: {base: 100ms, max: 1s}, options: {url: %q, allow_private: \"true\", timeout: 2s}}\n",
+		sinks = fmt.Sprintf("sinks:\n  - {id: archive, type: file, options: {path: %q, fsync: never}}\n  - {id: ledger, type: sql, options: {driver: sqlite, dsn: %q}}\n  - {id: hook, type: http%s, backoff: {base: 100ms, max: 1s}, options: {url: %q, allow_private: true, timeout: 2s}}\n",
 			p.fileSink, p.sqlSink, kinds, p.receiver.URL()+"/hook")
 	}
 	sinksFile := filepath.Join(dir, "sinks.yaml")

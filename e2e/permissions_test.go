@@ -83,6 +83,26 @@ func connectAs(t *testing.T, srv *server.Server, role string) *roleConn {
 	return rc
 }
 
+// consumeThrough shows rc may bind its durable, and pull and ack through it.
+func consumeThrough(t *testing.T, rc *roleConn, stream, durable string) {
+	t.Helper()
+	var c jetstream.Consumer
+	allowed(t, "bind its durable", func() (err error) {
+		c, err = rc.js.Consumer(short(t), stream, durable)
+		return err
+	})
+	allowed(t, "pull and ack through it", func() error {
+		batch, err := c.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return err
+		}
+		for m := range batch.Messages() {
+			return m.DoubleAck(short(t))
+		}
+		return errors.New("no message")
+	})
+}
+
 func short(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	t.Cleanup(cancel)
@@ -203,21 +223,7 @@ func TestRolesHaveExactlyTheirRights(t *testing.T) {
 
 	t.Run("normalizer", func(t *testing.T) {
 		rc := connectAs(t, srv, "normalizer")
-		var c jetstream.Consumer
-		allowed(t, "bind its durable", func() (err error) {
-			c, err = rc.js.Consumer(short(t), subject.WebhooksStream, "normalizer-default")
-			return err
-		})
-		allowed(t, "pull and ack a raw webhook", func() error {
-			batch, err := c.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
-			if err != nil {
-				return err
-			}
-			for m := range batch.Messages() {
-				return m.DoubleAck(short(t))
-			}
-			return errors.New("no message")
-		})
+		consumeThrough(t, rc, subject.WebhooksStream, "normalizer-default")
 		var kv jetstream.KeyValue
 		allowed(t, "bind its state bucket", func() (err error) { kv, err = rc.js.KeyValue(short(t), normalizer.StateBucket); return err })
 		allowed(t, "write and read a state", func() error {
@@ -263,21 +269,7 @@ func TestRolesHaveExactlyTheirRights(t *testing.T) {
 
 	t.Run("sinks", func(t *testing.T) {
 		rc := connectAs(t, srv, "sinks")
-		var c jetstream.Consumer
-		allowed(t, "bind its durable", func() (err error) {
-			c, err = rc.js.Consumer(short(t), subject.InvoicesStream, "sink-archive")
-			return err
-		})
-		allowed(t, "pull and ack a canonical event", func() error {
-			batch, err := c.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
-			if err != nil {
-				return err
-			}
-			for m := range batch.Messages() {
-				return m.DoubleAck(short(t))
-			}
-			return errors.New("no message")
-		})
+		consumeThrough(t, rc, subject.InvoicesStream, "sink-archive")
 		allowed(t, "publish its dead letter", func() error {
 			_, err := rc.js.Publish(short(t), subject.DeadLetter("sink", "archive"), []byte("x"))
 			return err

@@ -63,7 +63,7 @@ func TestSinksProcessKilledDuringBackoff(t *testing.T) {
 	t.Cleanup(target.Close)
 
 	specs := filepath.Join(t.TempDir(), "sinks.yaml")
-	os.WriteFile(specs, []byte("sinks:\n  - {id: crm, type: http, options: {url: \""+target.URL+"\", allow_private: \"true\"}}\n"), 0o644)
+	os.WriteFile(specs, []byte("sinks:\n  - {id: crm, type: http, options: {url: \""+target.URL+"\", allow_private: true}}\n"), 0o644)
 	start := func() (*exec.Cmd, *syncBuffer) {
 		cmd := exec.Command(filepath.Join(binDir, "sinks"))
 		out := &syncBuffer{}

@@ -31,8 +31,8 @@ type Config struct {
 
 // LoadConfig reads the configuration and the sources file, returning every
 // problem at once.
-func LoadConfig(getenv stage.Env, readFile func(string) ([]byte, error)) (Config, error) {
-	common, commonErr := stage.Load(getenv)
+func LoadConfig(getenv stage.Env, readFile stage.ReadFile) (Config, error) {
+	common, commonErr := stage.Load(getenv, readFile)
 	p := &stage.Parser{Getenv: getenv}
 	c := Config{
 		Stage:          common,
@@ -52,7 +52,7 @@ func LoadConfig(getenv stage.Env, readFile func(string) ([]byte, error)) (Config
 	case err != nil:
 		errs = append(errs, fmt.Errorf("INVOICEHUB_SOURCES_FILE: %w", err))
 	default:
-		if c.Sources, err = ParseSources(bytes.NewReader(body), getenv, readFile); err != nil {
+		if c.Sources, err = ParseSources(bytes.NewReader(body), common.Secrets); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", file, err))
 		}
 	}

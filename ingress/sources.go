@@ -1,7 +1,6 @@
 package ingress
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +55,7 @@ type sourcesFile struct {
 	Sources []struct {
 		Provider  string `yaml:"provider"`
 		ID        string `yaml:"id"`
-		Secrets   []secretRef
+		Secrets   []stage.SecretRef
 		Tolerance string `yaml:"tolerance"`
 		MaxBody   int64  `yaml:"max_body"`
 		Mode      string `yaml:"mode"`
@@ -65,20 +64,15 @@ type sourcesFile struct {
 	} `yaml:"sources"`
 }
 
-type secretRef struct {
-	Env  string `yaml:"env"`
-	File string `yaml:"file"`
-}
-
 var (
 	sourceIDSyntax = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 	headerName     = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 )
 
-// ParseSources reads a sources file. Secrets are resolved with getenv and
-// readFile. It returns every problem found, joined, and no sources if there
-// is any.
-func ParseSources(r io.Reader, getenv func(string) string, readFile func(string) ([]byte, error)) ([]Source, error) {
+// ParseSources reads a sources file, resolving its secret references with
+// secrets. It returns every problem found, joined, and no sources if
+// there is any.
+func ParseSources(r io.Reader, secrets stage.Secrets) ([]Source, error) {
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
 	var f sourcesFile
@@ -139,7 +133,7 @@ func ParseSources(r io.Reader, getenv func(string) string, readFile func(string)
 			fail("no secrets")
 		}
 		for j, ref := range s.Secrets {
-			raw, err := ref.resolve(getenv, readFile)
+			raw, err := secrets.Resolve(ref)
 			if err != nil {
 				fail("secrets[%d]: %v", j, err)
 				continue
@@ -160,38 +154,4 @@ func ParseSources(r io.Reader, getenv func(string) string, readFile func(string)
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
-}
-
-// String names the reference (never the value), for errors.
-func (r secretRef) String() string {
-	if r.Env != "" {
-		return "env " + r.Env
-	}
-	return "file " + r.File
-}
-
-// resolve reads a secret from the environment or a file; a file's trailing
-// newline is dropped. Errors name the reference, never the value.
-func (r secretRef) resolve(getenv func(string) string, readFile func(string) ([]byte, error)) ([]byte, error) {
-	switch {
-	case r.Env != "" && r.File != "":
-		return nil, errors.New("set env or file, not both")
-	case r.Env != "":
-		v := getenv(r.Env)
-		if v == "" {
-			return nil, fmt.Errorf("environment variable %s is empty or unset", r.Env)
-		}
-		return []byte(v), nil
-	case r.File != "":
-		b, err := readFile(r.File)
-		if err != nil {
-			return nil, fmt.Errorf("secret file %s: %w", r.File, err)
-		}
-		b = bytes.TrimRight(b, "\r\n")
-		if len(b) == 0 {
-			return nil, fmt.Errorf("secret file %s is empty", r.File)
-		}
-		return b, nil
-	}
-	return nil, errors.New("a secret needs env or file")
 }

@@ -2,10 +2,13 @@ package ingress
 
 import (
 	"encoding/base64"
+	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/invoicehub/invoicehub/internal/stage"
 )
 
 func getenv(vars map[string]string) func(string) string {
@@ -38,7 +41,7 @@ sources:
     id: beta
     secrets: [{env: QONTO_BETA}]
 `
-	srcs, err := ParseSources(strings.NewReader(yaml),
+	srcs, err := parseSources(strings.NewReader(yaml),
 		getenv(map[string]string{"QONTO_ACME": qontoSecret("1"), "QONTO_BETA": qontoSecret("3")}),
 		readFile(map[string]string{"/run/secrets/old": qontoSecret("2") + "\n"}))
 	if err != nil {
@@ -72,7 +75,7 @@ sources:
     id: acme
     secrets: [{env: SET}]
 `
-	_, err := ParseSources(strings.NewReader(yaml), getenv(map[string]string{"SET": "x"}), readFile(nil))
+	_, err := parseSources(strings.NewReader(yaml), getenv(map[string]string{"SET": "x"}), readFile(nil))
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
@@ -88,7 +91,7 @@ sources:
 
 func TestParseSourcesRefusesInlineSecrets(t *testing.T) {
 	yaml := "sources:\n  - provider: qonto\n    id: acme\n    secrets: [{value: hunter2}]\n"
-	_, err := ParseSources(strings.NewReader(yaml), getenv(nil), readFile(nil))
+	_, err := parseSources(strings.NewReader(yaml), getenv(nil), readFile(nil))
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("inline secret accepted or echoed: %v", err)
 	}
@@ -103,7 +106,7 @@ sources:
   - {provider: mercoa, id: m-h, mode: header, header: X-Mercoa-Token, secrets: [{env: PLAIN}]}
   - {provider: moxie, id: x, mode: basic, user: hooks, secrets: [{env: PLAIN}]}
 `
-	srcs, err := ParseSources(strings.NewReader(yaml), getenv(map[string]string{
+	srcs, err := parseSources(strings.NewReader(yaml), getenv(map[string]string{
 		"RILLET": "c2VjcmV0LXJpbGxldC10b2tlbi0xMjM0NTY=", "WHSEC": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "PLAIN": "plain-token-0123456789",
 	}), readFile(nil))
 	if err != nil {
@@ -135,7 +138,7 @@ sources:
   - {provider: rillet, id: e, mode: base64, secrets: [{env: NOT_B64}]}
   - {provider: standardwebhooks, id: f, secrets: [{env: NOT_B64}]}
 `
-	_, err := ParseSources(strings.NewReader(yaml), getenv(map[string]string{"S": "x", "NOT_B64": "hunter2!hunter2!hunter2!"}), readFile(nil))
+	_, err := parseSources(strings.NewReader(yaml), getenv(map[string]string{"S": "x", "NOT_B64": "hunter2!hunter2!hunter2!"}), readFile(nil))
 	if err == nil {
 		t.Fatal("accepted")
 	}
@@ -161,7 +164,7 @@ func TestYAMLErrorsQuoteNoValue(t *testing.T) {
 		"sources:\n  - {provider: qonto, id: acme, secrets: [" + secret + "]}\n",
 		"sources:\n  - {provider: qonto, id: acme, max_body: " + secret + "}\n",
 	} {
-		_, err := ParseSources(strings.NewReader(doc), getenv(nil), readFile(nil))
+		_, err := parseSources(strings.NewReader(doc), getenv(nil), readFile(nil))
 		if err == nil {
 			t.Fatalf("accepted %q", doc)
 		}
@@ -172,4 +175,8 @@ func TestYAMLErrorsQuoteNoValue(t *testing.T) {
 			t.Fatalf("the error does not say where: %v", err)
 		}
 	}
+}
+
+func parseSources(r io.Reader, getenv stage.Env, readFile stage.ReadFile) ([]Source, error) {
+	return ParseSources(r, stage.Secrets{Getenv: getenv, ReadFile: readFile})
 }

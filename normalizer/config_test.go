@@ -1,13 +1,28 @@
 package normalizer
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestLoadConfig(t *testing.T) {
-	c, err := LoadConfig(func(k string) string { return map[string]string{"INVOICEHUB_CONCURRENCY": "8"}[k] })
-	if err != nil || c.Concurrency != 8 || c.MaxAttempts != 10 {
+	env := map[string]string{"INVOICEHUB_CONCURRENCY": "8", "INVOICEHUB_STREAM_REPLICAS": "3", "INVOICEHUB_SHUTDOWN_GRACE": "7s"}
+	c, err := LoadConfig(func(k string) string { return env[k] }, nil)
+	if err != nil || c.Concurrency != 8 || c.MaxAttempts != 10 || c.Stage.Streams.Replicas != 3 {
 		t.Fatalf("%+v %v", c, err)
 	}
-	if _, err := LoadConfig(func(k string) string { return "0" }); err == nil {
-		t.Fatal("zero concurrency accepted")
+	if cc := c.ConsumeConfig(); cc.DrainTimeout != 7*time.Second || cc.AckWait != 5*time.Second {
+		t.Fatalf("the consumer does not get the stage's settings: %+v", cc)
+	}
+}
+
+func TestLoadConfigReportsEveryProblem(t *testing.T) {
+	env := map[string]string{"INVOICEHUB_CONCURRENCY": "0", "INVOICEHUB_LOG_LEVEL": "loud", "INVOICEHUB_RECEIVABLE_SOURCES": "mercoa"}
+	_, err := LoadConfig(func(k string) string { return env[k] }, nil)
+	for _, want := range []string{"INVOICEHUB_CONCURRENCY", "INVOICEHUB_LOG_LEVEL", "INVOICEHUB_RECEIVABLE_SOURCES"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %s", err, want)
+		}
 	}
 }

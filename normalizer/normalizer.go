@@ -29,17 +29,16 @@ const ConsumerID = "default"
 
 // Config tunes the normalizer.
 type Config struct {
+	// Stage is the common configuration. The normalizer reads from it the
+	// state bucket's replicas (as the streams'), INVOICES' duplicate window
+	// (an announcement older than it is checked against the stream before
+	// it is published again; default 2m), the consumer's ack wait and
+	// heartbeat, and the shutdown grace (how long deliveries in flight may
+	// take to settle).
+	Stage       stage.Config
 	Concurrency int
 	MaxAttempts int
 	Backoff     consume.Backoff
-	// AckWait and Heartbeat tune the consumer (see consume.Config).
-	AckWait, Heartbeat time.Duration
-	// Replicas of the state bucket (as the streams'); default 1.
-	Replicas int
-	// DuplicateWindow is INVOICES' duplicate window: an announcement older
-	// than it is checked against the stream before it is published again.
-	// Default 2m.
-	DuplicateWindow time.Duration
 	// ReceivableSources lists "<provider>/<source>" whose invoices are
 	// receivables although the provider's usually are payables (Mercoa).
 	ReceivableSources []string
@@ -55,7 +54,8 @@ func (c Config) ConsumeConfig() consume.Config {
 	return consume.Config{
 		Stage: "normalizer", ID: ConsumerID, Stream: subject.WebhooksStream,
 		FilterSubjects: []string{subject.WebhooksRoot + ".>", subject.Replay("normalizer", ConsumerID)},
-		Concurrency:    c.Concurrency, MaxAttempts: c.MaxAttempts, Backoff: c.Backoff, AckWait: c.AckWait, Heartbeat: c.Heartbeat,
+		Concurrency:    c.Concurrency, MaxAttempts: c.MaxAttempts, Backoff: c.Backoff,
+		AckWait: c.Stage.AckWait, Heartbeat: c.Stage.PullHeartbeat, DrainTimeout: c.Stage.ShutdownGrace,
 		Hooks: c.Hooks,
 	}
 }
@@ -81,7 +81,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStateStore(ctx, js, cfg.Replicas)
+	st, err := openStateStore(ctx, js, cfg.Stage.Streams.Replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logg
 	for _, s := range cfg.ReceivableSources {
 		opts.Receivable[s] = true
 	}
-	window := cfg.DuplicateWindow
+	window := cfg.Stage.Streams.DuplicateWindow
 	if window <= 0 {
 		window = 2 * time.Minute
 	}
@@ -331,18 +331,20 @@ func (n *Normalizer) report(p *prepared, out Output) {
 	}
 }
 
-// LoadConfig reads the normalizer's settings besides the common stage ones:
+// LoadConfig reads the normalizer's configuration, the common stage
+// variables (package stage) and these, returning every problem at once:
 //
 //	INVOICEHUB_CONCURRENCY          deliveries in flight [4]
 //	INVOICEHUB_MAX_ATTEMPTS         deliveries before a raw event is dead-lettered [10]
 //	INVOICEHUB_RECEIVABLE_SOURCES   comma-separated <provider>/<source> whose
 //	                                invoices are receivables (Mercoa) []
-func LoadConfig(getenv stage.Env) (Config, error) {
+func LoadConfig(getenv stage.Env, readFile stage.ReadFile) (Config, error) {
+	common, commonErr := stage.Load(getenv, readFile)
 	p := &stage.Parser{Getenv: getenv}
 	c := Config{
+		Stage:       common,
 		Concurrency: p.Int("INVOICEHUB_CONCURRENCY", 4, 1, 256),
 		MaxAttempts: p.Int("INVOICEHUB_MAX_ATTEMPTS", 10, 1, 1000),
-		Replicas:    p.Int("INVOICEHUB_STREAM_REPLICAS", 1, 1, 5),
 	}
 	for _, s := range strings.Split(getenv("INVOICEHUB_RECEIVABLE_SOURCES"), ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -354,5 +356,5 @@ func LoadConfig(getenv stage.Env) (Config, error) {
 		}
 		c.ReceivableSources = append(c.ReceivableSources, s)
 	}
-	return c, p.Err()
+	return c, errors.Join(commonErr, p.Err())
 }

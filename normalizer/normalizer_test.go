@@ -18,6 +18,7 @@ import (
 
 	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
@@ -225,7 +226,7 @@ func TestReplicasDoNotClobber(t *testing.T) {
 		if m.Header.Get("ce-type") != schemas.KindUpdated.EventType() {
 			continue
 		}
-		seq := m.Header.Get("ce-sequence")
+		seq := m.Header.Get("ce-invoiceversion")
 		if seen[seq] {
 			t.Errorf("version %s published twice", seq)
 		}
@@ -339,17 +340,7 @@ func TestLateFlushDoesNotRepublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitOutDuplicateWindow(t, js)
-	cfg := Config{MaxAttempts: 3, DuplicateWindow: 200 * time.Millisecond}
-	late, err := New(t.Context(), js, cfg, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- late.Run(ctx, cfg) }()
-	drained(t, js)
-	cancel()
-	<-done
+	runLateReader(t, js)
 	if got := eventIDs(t, js); len(got) != 2 {
 		t.Fatalf("INVOICES holds %v, want the two events once", got)
 	}
@@ -363,7 +354,19 @@ func TestLateFlushPublishesWhatIsMissing(t *testing.T) {
 	publishFixture(t, js, "testdata/raw/qonto/created-draft.json")
 	want := crashAfterStateWrite(t, js, "testdata/raw/qonto/created-draft.json", 1)
 	waitOutDuplicateWindow(t, js)
-	cfg := Config{MaxAttempts: 3, DuplicateWindow: 200 * time.Millisecond}
+	runLateReader(t, js)
+	if got := eventIDs(t, js); !slices.Equal(got, want) {
+		t.Fatalf("INVOICES holds %v, want %v once", got, want)
+	}
+}
+
+// newJetStreamWindow runs a JetStream whose streams have a short
+// duplicate window.
+// runLateReader runs a normalizer, on a 200 ms duplicate window, until it
+// has consumed everything.
+func runLateReader(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	cfg := Config{MaxAttempts: 3, Stage: stage.Config{Streams: streams.Config{DuplicateWindow: 200 * time.Millisecond}}}
 	late, err := New(t.Context(), js, cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -374,13 +377,8 @@ func TestLateFlushPublishesWhatIsMissing(t *testing.T) {
 	drained(t, js)
 	cancel()
 	<-done
-	if got := eventIDs(t, js); !slices.Equal(got, want) {
-		t.Fatalf("INVOICES holds %v, want %v once", got, want)
-	}
 }
 
-// newJetStreamWindow runs a JetStream whose streams have a short
-// duplicate window.
 func newJetStreamWindow(t *testing.T, window time.Duration) jetstream.JetStream {
 	t.Helper()
 	_, js := jstest.Run(t).Connect(t)
@@ -484,5 +482,45 @@ func TestTooLargeForNATSIsDeadLetteredAtOnce(t *testing.T) {
 	}
 	if n := jstest.Count(t, js, subject.InvoicesStream); n != 0 {
 		t.Fatalf("%d canonical events published", n)
+	}
+}
+
+// TestOneInvoiceInStreamOrderAtConcurrency8: the normalizer runs 8 raw
+// events at once across invoices, yet each invoice's canonical events
+// come out in the order of its raw events (the adapter's per-key lanes):
+// in INVOICES every invoice's versions increase and none is dropped as
+// stale.
+func TestOneInvoiceInStreamOrderAtConcurrency8(t *testing.T) {
+	js := newJetStream(t)
+	const invoices, versions = 12, 6
+	start := time.Date(2024, 3, 4, 10, 0, 0, 0, time.UTC)
+	for i := range invoices {
+		for v := range versions {
+			at := start.Add(time.Duration(v) * time.Minute).Format(time.RFC3339)
+			data := fmt.Sprintf(`{"id":"inv-%d","number":"F-%d","status":"unpaid","currency":"EUR","total_amount":{"value":"%d.00","currency":"EUR"},"vat_amount":{"value":"0.00","currency":"EUR"},"issue_date":"2024-03-01","due_date":"2099-03-31","finalized_at":"2024-03-01T10:00:00Z"}`, i, i, 100+v)
+			publishRaw(t, js, "qonto", qontoEnvelope(fmt.Sprintf("evt-%d-%d", i, v), at, data), nil)
+		}
+	}
+	runNormalizer(t, js, 8)
+	drained(t, js)
+	last := map[string]string{}
+	updates := map[string]int{}
+	for _, m := range jstest.Messages(t, js, subject.InvoicesStream) {
+		inv, version := m.Header.Get("ce-partitionkey"), m.Header.Get("ce-invoiceversion")
+		if version < last[inv] { // same number of digits: string order is numeric order
+			t.Errorf("%s: version %s after %s", inv, version, last[inv])
+		}
+		last[inv] = version
+		if m.Header.Get("ce-type") == schemas.KindUpdated.EventType() {
+			updates[inv]++
+		}
+	}
+	if len(updates) != invoices {
+		t.Fatalf("%d invoices updated, want %d", len(updates), invoices)
+	}
+	for inv, n := range updates {
+		if n != versions {
+			t.Errorf("%s: %d updated events, want %d (none stale)", inv, n, versions)
+		}
 	}
 }

@@ -9,11 +9,15 @@
 package sinks
 
 import (
+	"bytes"
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -22,9 +26,12 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
+	"gopkg.in/yaml.v3"
 
 	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/internal/tracing"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
@@ -37,9 +44,9 @@ type Event struct {
 	CloudEvent event.Event
 	// Data is the decoded canonical payload.
 	Data schemas.EventData
-	// Sequence is the invoice version (the CloudEvent sequence extension);
-	// a sink keeping current state keeps the highest.
-	Sequence int64
+	// Version is the invoice version (ce.ExtInvoiceVersion); a sink keeping
+	// current state keeps the highest.
+	Version int64
 	// StreamSequence is the event's position in the INVOICES stream.
 	StreamSequence uint64
 }
@@ -55,11 +62,64 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
-// Factory builds a sink from its options.
-type Factory func(ctx context.Context, opts Options) (Sink, error)
+// Factory builds a sink. It decodes its options with b.Options.Decode
+// into its own options struct, so that a misspelt or mistyped option is
+// refused at start.
+type Factory func(ctx context.Context, b Build) (Sink, error)
 
-// Options are a sink's type-specific settings (path, url, dsn...).
-type Options map[string]string
+// Build is what a factory gets to build one sink.
+type Build struct {
+	// ID is the sink's id (its consumer is sink-<ID>).
+	ID string
+	// Options are the sink's options as written in the sinks file.
+	Options Options
+	// Log is scoped to the sink (sink=<id>).
+	Log *slog.Logger
+	// Metrics registers the sink's own metrics; each gets the label
+	// sink=<id>. Never nil.
+	Metrics prometheus.Registerer
+	// Secrets resolves the secret references of the options.
+	Secrets stage.Secrets
+}
+
+// Deps are what a process gives every sink it builds.
+type Deps struct {
+	Log *slog.Logger
+	// Metrics registers the sinks' metrics; nil registers none.
+	Metrics prometheus.Registerer
+	Secrets stage.Secrets
+}
+
+// Options are a sink's type-specific settings (path, url, dsn...), as
+// written in the sinks file.
+type Options map[string]any
+
+// Decode decodes the options into into, a pointer to the sink's options
+// struct (fields tagged `yaml:"name"`), strictly: an option the struct
+// does not have, or a value of the wrong type, is an error naming the
+// option (never its value: it may be a secret pasted by mistake).
+func (o Options) Decode(into any) error {
+	for _, key := range slices.Sorted(maps.Keys(o)) { // one at a time, to name the culprit
+		fresh := reflect.New(reflect.TypeOf(into).Elem()).Interface()
+		if err := decodeYAML(map[string]any{key: o[key]}, fresh); err != nil {
+			return fmt.Errorf("option %s: %w", key, err)
+		}
+	}
+	return decodeYAML(map[string]any(o), into)
+}
+
+func decodeYAML(v map[string]any, into any) error {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil && !errors.Is(err, io.EOF) {
+		return stage.YAMLError(err)
+	}
+	return nil
+}
 
 // Registry maps sink types to factories.
 type Registry struct {
@@ -100,14 +160,19 @@ func (r *Registry) Types() []string {
 var ErrUnknownType = errors.New("sinks: unknown sink type")
 
 // New builds a sink of the spec's type.
-func (r *Registry) New(ctx context.Context, spec Spec) (Sink, error) {
+func (r *Registry) New(ctx context.Context, spec Spec, deps Deps) (Sink, error) {
 	r.mu.RLock()
 	f, ok := r.factories[spec.Type]
 	r.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w %q (sink %q); known: %v", ErrUnknownType, spec.Type, spec.ID, r.Types())
 	}
-	s, err := f(ctx, spec.Options)
+	log := cmp.Or(deps.Log, slog.New(slog.DiscardHandler))
+	var metrics prometheus.Registerer = prometheus.NewRegistry() // registers, exports nothing
+	if deps.Metrics != nil {
+		metrics = prometheus.WrapRegistererWith(prometheus.Labels{"sink": spec.ID}, deps.Metrics)
+	}
+	s, err := f(ctx, Build{ID: spec.ID, Options: spec.Options, Log: log.With("sink", spec.ID), Metrics: metrics, Secrets: deps.Secrets})
 	if err != nil {
 		return nil, fmt.Errorf("sinks: %s sink %q: %w", spec.Type, spec.ID, err)
 	}
@@ -123,13 +188,14 @@ type Spec struct {
 	// Kinds and Providers filter the events, server-side; empty means all.
 	Kinds     []schemas.Kind
 	Providers []string
-	// Concurrency, MaxAttempts, Backoff, AckWait and Heartbeat tune the
-	// consumer (see consume.Config).
-	Concurrency        int
-	MaxAttempts        int
-	Backoff            consume.Backoff
-	AckWait, Heartbeat time.Duration
-	Options            Options
+	// Concurrency, MaxAttempts, Backoff, AckWait, Heartbeat and
+	// DrainTimeout tune the consumer (see consume.Config); LoadConfig sets
+	// the last three from the stage's configuration.
+	Concurrency                      int
+	MaxAttempts                      int
+	Backoff                          consume.Backoff
+	AckWait, Heartbeat, DrainTimeout time.Duration
+	Options                          Options
 	// Hooks connect the consumer to the stage running it (readiness, the
 	// delivery ledger); they are not read from the sinks file.
 	Hooks consume.Hooks
@@ -189,8 +255,8 @@ func (s Spec) ConsumeConfig() consume.Config {
 	return consume.Config{
 		Stage: "sink", ID: s.ID, Stream: subject.InvoicesStream, FilterSubjects: s.FilterSubjects(),
 		Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts, Backoff: s.Backoff, AckWait: s.AckWait, Heartbeat: s.Heartbeat,
-		Hooks: s.Hooks,
-		Key:   func(d *consume.Delivery) string { return d.Header.Get("ce-" + ce.ExtPartitionKey) },
+		DrainTimeout: s.DrainTimeout, Hooks: s.Hooks,
+		Key: func(d *consume.Delivery) string { return d.Header.Get("ce-" + ce.ExtPartitionKey) },
 	}
 }
 
@@ -216,23 +282,13 @@ func Run(ctx context.Context, js jetstream.JetStream, spec Spec, sink Sink, log 
 	}, log)
 }
 
-// Decode turns a delivery from INVOICES into an Event, validating the data
-// against the canonical schema.
+// Decode turns a delivery from INVOICES into an Event, as a tolerant
+// reader (ce.DecodeCanonical): fields this version does not know are
+// ignored, so a newer normalizer's additive changes never dead-letter.
 func Decode(ctx context.Context, d *consume.Delivery) (Event, error) {
-	ev, err := ce.FromMsg(ctx, d.Msg())
+	c, err := ce.DecodeCanonical(ctx, d.Msg())
 	if err != nil {
 		return Event{}, fmt.Errorf("sinks: decode: %w", err)
 	}
-	if err := schemas.Validate(ev.Data()); err != nil {
-		return Event{}, fmt.Errorf("sinks: decode %s: %w", ev.ID(), err)
-	}
-	var data schemas.EventData
-	if err := json.Unmarshal(ev.Data(), &data); err != nil {
-		return Event{}, fmt.Errorf("sinks: decode %s: %w", ev.ID(), err)
-	}
-	seq, err := ce.ParseSequence(ev)
-	if err != nil {
-		return Event{}, fmt.Errorf("sinks: decode %s: %w", ev.ID(), err)
-	}
-	return Event{CloudEvent: *ev, Data: data, Sequence: seq, StreamSequence: d.Sequence}, nil
+	return Event{CloudEvent: *c.Event, Data: c.Data, Version: c.Version, StreamSequence: d.Sequence}, nil
 }

@@ -2,11 +2,14 @@ package sinks_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,15 +38,15 @@ func TestRegistry(t *testing.T) {
 		}()
 		r.Register("file", file.Factory)
 	}()
-	if _, err := r.New(t.Context(), sinks.Spec{ID: "x", Type: "nope"}); !errors.Is(err, sinks.ErrUnknownType) {
+	if _, err := r.New(t.Context(), sinks.Spec{ID: "x", Type: "nope"}, sinks.Deps{}); !errors.Is(err, sinks.ErrUnknownType) {
 		t.Fatalf("unknown type: %v", err)
 	}
-	s, err := r.New(t.Context(), sinks.Spec{ID: "f", Type: "file", Options: sinks.Options{"path": filepath.Join(t.TempDir(), "x.jsonl")}})
+	s, err := r.New(t.Context(), sinks.Spec{ID: "f", Type: "file", Options: sinks.Options{"path": filepath.Join(t.TempDir(), "x.jsonl")}}, sinks.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close(t.Context())
-	if _, err := r.New(t.Context(), sinks.Spec{ID: "f", Type: "file"}); err == nil {
+	if _, err := r.New(t.Context(), sinks.Spec{ID: "f", Type: "file"}, sinks.Deps{}); err == nil {
 		t.Fatal("factory error not returned")
 	}
 }
@@ -132,5 +135,108 @@ func TestRunDeliversAndDeadLettersGarbage(t *testing.T) {
 	msg, err := dlq.GetLastMsgForSubject(t.Context(), "dlq.sink.rec")
 	if err != nil || string(msg.Data) != "not a cloudevent" {
 		t.Fatalf("dead letter: %v %v", msg, err)
+	}
+}
+
+// TestRunToleratesAdditiveChanges: during a rolling upgrade a newer
+// normalizer publishes fields and kinds this sink does not know; they are
+// delivered, not dead-lettered (the tolerant reader, ce.DecodeCanonical).
+func TestRunToleratesAdditiveChanges(t *testing.T) {
+	_, js := jstest.Run(t).Connect(t)
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingSink{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- sinks.Run(ctx, js, sinks.Spec{ID: "old", Type: "test"}, rec, slog.New(slog.DiscardHandler))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	e := sinktest.Event(t, "raw-newer", schemas.KindPaid)
+	msg, err := ce.ToMsg(t.Context(), subject.Invoice("paid", "qonto", "acme"), e.CloudEvent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]any
+	json.Unmarshal(msg.Data, &data)
+	data["links"] = map[string]any{"portal": "https://example.com/i/1"}
+	data["invoice"].(map[string]any)["payment_terms_days"] = 30
+	msg.Data, _ = json.Marshal(data)
+	msg.Header.Set("ce-tenant", "t-1")
+	if _, err := js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	jstest.Eventually(t, 5*time.Second, "the newer event delivered", func() bool { return rec.count() == 1 })
+	if n := jstest.Count(t, js, subject.DLQStream); n != 0 {
+		t.Fatalf("%d dead letters", n)
+	}
+}
+
+// orderVersions is how many versions of each invoice the order test sends.
+const orderVersions = 10
+
+// orderSink records, per invoice, the invoice versions in the order they
+// were delivered, taking longer over older versions so that concurrent
+// deliveries of one invoice would overtake one another unless something
+// keeps them in order.
+type orderSink struct {
+	mu   sync.Mutex
+	seen map[string][]int64
+	n    int
+}
+
+func (s *orderSink) Deliver(_ context.Context, e sinks.Event) error {
+	time.Sleep(time.Duration(orderVersions-e.Version) * time.Millisecond) // older versions take longer: work, not a wait
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seen[e.Data.Invoice.ID] = append(s.seen[e.Data.Invoice.ID], e.Version)
+	s.n++
+	return nil
+}
+func (s *orderSink) Close(context.Context) error { return nil }
+func (s *orderSink) delivered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// TestOneInvoiceInStreamOrderAtConcurrency8: a sink running 8 deliveries
+// at once across invoices still gets each invoice's events in stream
+// order (the adapter's per-key lanes, key = partitionkey).
+func TestOneInvoiceInStreamOrderAtConcurrency8(t *testing.T) {
+	_, js := jstest.Run(t).Connect(t)
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	const invoices, versions = 20, orderVersions
+	for i := range invoices { // each invoice's versions one after the other
+		for v := range versions {
+			e := sinktest.Event(t, fmt.Sprintf("raw-%d-%d", i, v), schemas.KindUpdated)
+			d := e.Data
+			d.Invoice.RemoteID = fmt.Sprintf("inv-%d", i)
+			d.Invoice.ID = schemas.InvoiceID("qonto", "acme", d.Invoice.RemoteID)
+			ev, err := ce.NewCanonical(d, fmt.Sprintf("raw-%d-%d", i, v), int64(v+1), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ce.Publish(t.Context(), js, subject.Invoice("updated", "qonto", "acme"), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s := &orderSink{seen: map[string][]int64{}}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- sinks.Run(ctx, js, sinks.Spec{ID: "ordered", Type: "test", Concurrency: 8}, s, slog.New(slog.DiscardHandler))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	jstest.Eventually(t, 20*time.Second, "every event delivered", func() bool { return s.delivered() == invoices*versions })
+	for id, got := range s.seen {
+		if !slices.IsSorted(got) || len(got) != versions {
+			t.Errorf("%s delivered in order %v", id, got)
+		}
 	}
 }

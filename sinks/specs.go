@@ -36,7 +36,7 @@ func ParseSpecs(r io.Reader) ([]Spec, error) {
 			Concurrency int                        `yaml:"concurrency"`
 			MaxAttempts int                        `yaml:"max_attempts"`
 			Backoff     struct{ Base, Max string } `yaml:"backoff"`
-			Options     map[string]string          `yaml:"options"`
+			Options     map[string]any             `yaml:"options"`
 		} `yaml:"sinks"`
 	}
 	dec := yaml.NewDecoder(r)

@@ -7,7 +7,7 @@
 //	INVOICEHUB_NATS_URL           NATS servers, comma-separated [nats://127.0.0.1:4222]
 //	INVOICEHUB_NATS_CREDS         a NATS credentials file (optional)
 //	INVOICEHUB_NATS_USER          user name (optional, with INVOICEHUB_NATS_PASSWORD_FILE)
-//	INVOICEHUB_NATS_PASSWORD_FILE file holding the password
+//	INVOICEHUB_NATS_PASSWORD_FILE file holding the password (see Secrets.Resolve)
 //	INVOICEHUB_LOG_LEVEL          debug, info, warn, error [info]
 //	INVOICEHUB_LOG_FORMAT         text or json [json]
 //	INVOICEHUB_METRICS_ADDR       where /metrics is served; "off" disables [:9090]
@@ -56,14 +56,19 @@ type Config struct {
 	ShutdownGrace    time.Duration
 	// AckWait and PullHeartbeat tune the durable consumers (package consume).
 	AckWait, PullHeartbeat time.Duration
+	// Secrets resolves the secret references of the stage's configuration.
+	Secrets Secrets
+
+	natsPassword string
 }
 
 // Env reads a configuration value; Load is given os.Getenv in main and a
 // map in tests.
 type Env func(string) string
 
-// Load reads the common configuration. It returns every problem at once.
-func Load(getenv Env) (Config, error) {
+// Load reads the common configuration, the NATS password included. It
+// returns every problem at once.
+func Load(getenv Env, readFile ReadFile) (Config, error) {
 	p := &Parser{Getenv: getenv}
 	c := Config{
 		NATSURL:          p.String("INVOICEHUB_NATS_URL", "nats://127.0.0.1:4222"),
@@ -78,6 +83,7 @@ func Load(getenv Env) (Config, error) {
 		ShutdownGrace: p.Duration("INVOICEHUB_SHUTDOWN_GRACE", 25*time.Second),
 		AckWait:       p.Duration("INVOICEHUB_ACK_WAIT", 5*time.Second),
 		PullHeartbeat: p.Duration("INVOICEHUB_PULL_HEARTBEAT", 5*time.Second),
+		Secrets:       Secrets{Getenv: getenv, ReadFile: readFile},
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(p.String("INVOICEHUB_LOG_LEVEL", "info"))); err != nil {
 		p.Fail("INVOICEHUB_LOG_LEVEL: want debug, info, warn or error")
@@ -89,8 +95,15 @@ func Load(getenv Env) (Config, error) {
 	default:
 		p.Fail("INVOICEHUB_LOG_FORMAT %q: want text or json", f)
 	}
-	if (c.NATSUser == "") != (c.NATSPasswordFile == "") {
+	switch {
+	case (c.NATSUser == "") != (c.NATSPasswordFile == ""):
 		p.Fail("INVOICEHUB_NATS_USER and INVOICEHUB_NATS_PASSWORD_FILE go together")
+	case c.NATSUser != "":
+		pw, err := c.Secrets.Resolve(SecretRef{File: c.NATSPasswordFile})
+		if err != nil {
+			p.Fail("INVOICEHUB_NATS_PASSWORD_FILE: %v", err)
+		}
+		c.natsPassword = string(pw)
 	}
 	return c, p.Err()
 }
@@ -177,11 +190,7 @@ func (c Config) Connect(ctx context.Context, name string, log *slog.Logger) (*na
 		opts = append(opts, nats.UserCredentials(c.NATSCreds))
 	}
 	if c.NATSUser != "" {
-		pw, err := os.ReadFile(c.NATSPasswordFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("stage: nats password: %w", err)
-		}
-		opts = append(opts, nats.UserInfo(c.NATSUser, strings.TrimSpace(string(pw))))
+		opts = append(opts, nats.UserInfo(c.NATSUser, c.natsPassword))
 	}
 	nc, err := nats.Connect(c.NATSURL, opts...)
 	if err != nil {

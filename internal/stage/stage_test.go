@@ -1,6 +1,7 @@
 package stage
 
 import (
+	"io/fs"
 	"log/slog"
 	"strings"
 	"testing"
@@ -10,7 +11,7 @@ import (
 func env(vars map[string]string) Env { return func(k string) string { return vars[k] } }
 
 func TestLoadDefaults(t *testing.T) {
-	c, err := Load(env(nil))
+	c, err := Load(env(nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,13 +25,54 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	_, err := Load(env(map[string]string{
 		"INVOICEHUB_LOG_LEVEL": "loud", "INVOICEHUB_LOG_FORMAT": "xml", "INVOICEHUB_STREAM_REPLICAS": "9",
 		"INVOICEHUB_DUPLICATE_WINDOW": "-1s", "INVOICEHUB_SHUTDOWN_GRACE": "soon", "INVOICEHUB_NATS_USER": "ingress",
-	}))
+	}), nil)
 	if err == nil {
 		t.Fatal("accepted")
 	}
 	for _, want := range []string{"LOG_LEVEL", "LOG_FORMAT", "STREAM_REPLICAS", "DUPLICATE_WINDOW", "SHUTDOWN_GRACE", "PASSWORD_FILE"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestSecretsResolveOneRule(t *testing.T) {
+	files := map[string]string{"/s/plain": "s3cret", "/s/newline": "s3cret\n", "/s/crlf": "s3cret\r\n", "/s/spaces": " s3cret \n", "/s/empty": "\n"}
+	s := Secrets{
+		Getenv: env(map[string]string{"PLAIN": "s3cret", "NEWLINE": "s3cret\n", "EMPTY": ""}),
+		ReadFile: func(name string) ([]byte, error) {
+			if v, ok := files[name]; ok {
+				return []byte(v), nil
+			}
+			return nil, fs.ErrNotExist
+		},
+	}
+	for _, tc := range []struct {
+		ref     SecretRef
+		want    string
+		wantErr string
+	}{
+		{SecretRef{Env: "PLAIN"}, "s3cret", ""},
+		{SecretRef{Env: "NEWLINE"}, "s3cret", ""},
+		{SecretRef{File: "/s/plain"}, "s3cret", ""},
+		{SecretRef{File: "/s/newline"}, "s3cret", ""},
+		{SecretRef{File: "/s/crlf"}, "s3cret", ""},
+		{SecretRef{File: "/s/spaces"}, " s3cret ", ""},
+		{SecretRef{Env: "EMPTY"}, "", "env EMPTY is empty or unset"},
+		{SecretRef{Env: "UNSET"}, "", "env UNSET is empty or unset"},
+		{SecretRef{File: "/s/empty"}, "", "file /s/empty is empty"},
+		{SecretRef{File: "/s/missing"}, "", "secret file /s/missing"},
+		{SecretRef{Env: "PLAIN", File: "/s/plain"}, "", "not both"},
+		{SecretRef{}, "", "needs env or file"},
+	} {
+		got, err := s.Resolve(tc.ref)
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%+v: err %v, want %q", tc.ref, err, tc.wantErr)
+		case tc.wantErr == "" && (err != nil || string(got) != tc.want):
+			t.Errorf("%+v: %q, %v; want %q", tc.ref, got, err, tc.want)
+		case err != nil && strings.Contains(err.Error(), "s3cret"):
+			t.Errorf("%+v: the error holds the value: %v", tc.ref, err)
 		}
 	}
 }

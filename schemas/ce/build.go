@@ -101,13 +101,13 @@ func CanonicalID(provider, source, rawID string, kind schemas.Kind) string {
 
 // NewCanonical builds the canonical CloudEvent for d, which must be valid
 // against the schema. rawID is the id of the raw event it was derived from;
-// sequence orders the invoice's versions (see Sequence).
-func NewCanonical(d schemas.EventData, rawID string, sequence int64, traceparent string) (event.Event, error) {
+// version orders the invoice's states (see InvoiceVersion).
+func NewCanonical(d schemas.EventData, rawID string, version int64, traceparent string) (event.Event, error) {
 	data, err := schemas.Marshal(d)
 	if err != nil {
 		return event.Event{}, err
 	}
-	return newCanonical(d, data, rawID, sequence, traceparent)
+	return newCanonical(d, data, rawID, version, traceparent)
 }
 
 // NewCanonicalSet builds the events of one change: ds share the invoice and
@@ -115,7 +115,7 @@ func NewCanonical(d schemas.EventData, rawID string, sequence int64, traceparent
 // the payment (set on payment_received). The schema and scale checks of
 // one of them, the one with a payment if any, cover them all, so the set
 // is validated once instead of once per kind.
-func NewCanonicalSet(ds []schemas.EventData, rawID string, sequence int64, traceparent string) ([]event.Event, error) {
+func NewCanonicalSet(ds []schemas.EventData, rawID string, version int64, traceparent string) ([]event.Event, error) {
 	rep := 0
 	for i, d := range ds {
 		if d.Payment != nil {
@@ -133,14 +133,14 @@ func NewCanonicalSet(ds []schemas.EventData, rawID string, sequence int64, trace
 				return nil, err
 			}
 		}
-		if events[i], err = newCanonical(d, data, rawID, sequence, traceparent); err != nil {
+		if events[i], err = newCanonical(d, data, rawID, version, traceparent); err != nil {
 			return nil, err
 		}
 	}
 	return events, nil
 }
 
-func newCanonical(d schemas.EventData, data []byte, rawID string, sequence int64, traceparent string) (event.Event, error) {
+func newCanonical(d schemas.EventData, data []byte, rawID string, version int64, traceparent string) (event.Event, error) {
 	inv := d.Invoice
 	e := event.New()
 	e.SetID(CanonicalID(inv.Provider, inv.Source, rawID, d.Event.Kind))
@@ -152,7 +152,8 @@ func newCanonical(d schemas.EventData, data []byte, rawID string, sequence int64
 	e.SetExtension(ExtProvider, inv.Provider)
 	e.SetExtension(ExtSource, inv.Source)
 	e.SetExtension(ExtPartitionKey, inv.ID)
-	e.SetExtension(ExtSequence, strconv.FormatInt(sequence, 10))
+	e.SetExtension(ExtInvoiceVersion, strconv.FormatInt(version, 10))
+	e.SetExtension(ExtSequenceDeprecated, strconv.FormatInt(version, 10))
 	if traceparent != "" {
 		e.SetExtension(ExtTraceParent, traceparent)
 	}
@@ -167,17 +168,23 @@ func newCanonical(d schemas.EventData, data []byte, rawID string, sequence int64
 	return e, nil
 }
 
-// Sequence returns the orderable version of an invoice state: the provider's
-// update time in microseconds since the Unix epoch. Sinks keep the state
-// with the highest sequence.
-func Sequence(updatedAt time.Time) int64 { return updatedAt.UnixMicro() }
+// InvoiceVersion returns the orderable version of an invoice state: the
+// provider's update time in microseconds since the Unix epoch. Sinks keep
+// the state with the highest version.
+func InvoiceVersion(updatedAt time.Time) int64 { return updatedAt.UnixMicro() }
 
-// ParseSequence reads the sequence extension of a canonical event.
-func ParseSequence(e *event.Event) (int64, error) {
-	s := StringExtension(e, ExtSequence)
+// ParseInvoiceVersion reads the invoice version of a canonical event:
+// invoiceversion, or, on an event published before it existed, sequence.
+func ParseInvoiceVersion(e *event.Event) (int64, error) {
+	name := ExtInvoiceVersion
+	s := StringExtension(e, name)
+	if s == "" {
+		name = ExtSequenceDeprecated
+		s = StringExtension(e, name)
+	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("ce: sequence %q: %w", s, err)
+		return 0, fmt.Errorf("ce: %s %q: %w", name, s, err)
 	}
 	return n, nil
 }

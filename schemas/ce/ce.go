@@ -28,8 +28,16 @@ const (
 	// "source", but that name is the CloudEvents source attribute itself.
 	ExtSource       = "sourceid"
 	ExtPartitionKey = "partitionkey"
-	ExtSequence     = "sequence"
-	ExtTraceParent  = "traceparent"
+	// ExtInvoiceVersion is the invoice version of a canonical event: the
+	// provider's update time in microseconds, ordering one invoice's
+	// states (see InvoiceVersion).
+	ExtInvoiceVersion = "invoiceversion"
+	// ExtSequenceDeprecated is the name the invoice version had until
+	// v1.3: it collides with the CloudEvents sequence extension (order
+	// within a source), which it is not. Canonical events carry both
+	// through v1; readers prefer invoiceversion. Removed in v2.
+	ExtSequenceDeprecated = "sequence"
+	ExtTraceParent        = "traceparent"
 	// ExtVerifiedKey is the index, in the source's secret list, of the
 	// secret that verified a raw webhook.
 	ExtVerifiedKey = "verifiedkey"

@@ -68,15 +68,8 @@ func TestRawRoundTripKeepsBodyBytes(t *testing.T) {
 }
 
 func TestCanonicalEvent(t *testing.T) {
-	raw, err := os.ReadFile("../testdata/events/qonto-paid.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d schemas.EventData
-	if err := json.Unmarshal(raw, &d); err != nil {
-		t.Fatal(err)
-	}
-	seq := Sequence(*d.Invoice.RemoteUpdatedAt)
+	d := paidEvent(t)
+	seq := InvoiceVersion(*d.Invoice.RemoteUpdatedAt)
 	e, err := NewCanonical(d, "raw-1", seq, "")
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +92,7 @@ func TestCanonicalEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := ParseSequence(back); err != nil || got != seq {
+	if got, err := ParseInvoiceVersion(back); err != nil || got != seq {
 		t.Fatalf("sequence = %d, %v; want %d", got, err, seq)
 	}
 	if err := schemas.Validate(back.Data()); err != nil {

@@ -19,6 +19,7 @@ package file
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,7 +54,10 @@ type Sink struct {
 // StdoutFactory builds the stdout sink: JSON lines on standard output, each
 // event id once per process (a pipe cannot take a line back). For trying
 // things out and for log shippers.
-func StdoutFactory(context.Context, sinks.Options) (sinks.Sink, error) {
+func StdoutFactory(_ context.Context, b sinks.Build) (sinks.Sink, error) {
+	if err := b.Options.Decode(&struct{}{}); err != nil { // it has none
+		return nil, err
+	}
 	return NewWriter(os.Stdout), nil
 }
 
@@ -64,13 +68,19 @@ func NewWriter(w io.Writer) *Sink {
 
 var _ sinks.Sink = (*Sink)(nil)
 
-// Factory builds a file sink from options path and fsync.
-func Factory(_ context.Context, opts sinks.Options) (sinks.Sink, error) {
-	policy := SyncPolicy(opts["fsync"])
-	if policy == "" {
-		policy = SyncAlways
+// Options are the file sink's options.
+type Options struct {
+	Path  string     `yaml:"path"`
+	FSync SyncPolicy `yaml:"fsync"` // default always
+}
+
+// Factory builds a file sink from its options.
+func Factory(_ context.Context, b sinks.Build) (sinks.Sink, error) {
+	var o Options
+	if err := b.Options.Decode(&o); err != nil {
+		return nil, fmt.Errorf("file: %w", err)
 	}
-	return Open(opts["path"], policy)
+	return Open(o.Path, cmp.Or(o.FSync, SyncAlways))
 }
 
 // Open opens (or creates) the file at path for appending and loads the

@@ -19,7 +19,7 @@ type harness struct{ paths map[sinks.Sink]string }
 
 func (h *harness) New(t *testing.T) sinks.Sink {
 	path := filepath.Join(t.TempDir(), "events.jsonl")
-	s, err := Factory(t.Context(), sinks.Options{"path": path})
+	s, err := Factory(t.Context(), sinks.Build{Options: sinks.Options{"path": path}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,10 +172,12 @@ func TestOpenRejects(t *testing.T) {
 		{"bad fsync", sinks.Options{"path": filepath.Join(dir, "x"), "fsync": "sometimes"}},
 		{"not a jsonl file", sinks.Options{"path": junk}},
 		{"directory", sinks.Options{"path": dir}},
+		{"misspelt option", sinks.Options{"path": filepath.Join(dir, "y"), "fsnyc": "never"}},
+		{"wrong type", sinks.Options{"path": []any{"a", "b"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := Factory(t.Context(), tt.opts); err == nil {
+			if _, err := Factory(t.Context(), sinks.Build{Options: tt.opts}); err == nil {
 				t.Fatal("accepted")
 			}
 		})

@@ -3,9 +3,9 @@
 // Webhooks headers (webhook-id = the event id, webhook-timestamp,
 // webhook-signature), so receivers verify it and deduplicate by id.
 //
-// Options: url (required); secret_env or secret_file, naming a whsec_
-// secret to sign with (unsigned without); timeout (default 10s);
-// allow_private ("true" to allow loopback and private targets, refused by
+// Options (see Options): url (required); secret_env or secret_file, naming
+// a whsec_ secret to sign with (unsigned without); timeout (default 10s);
+// allow_private (true to allow loopback and private targets, refused by
 // default: the check runs on the address actually dialled, so a DNS answer
 // cannot smuggle one in).
 //
@@ -24,7 +24,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -32,9 +31,11 @@ import (
 	"time"
 
 	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/internal/standardwebhooks"
 	"github.com/invoicehub/invoicehub/internal/tracing"
 	"github.com/invoicehub/invoicehub/sinks"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ErrPrivateTarget is returned for a target on a special-purpose address
@@ -53,57 +54,75 @@ type Config struct {
 
 // Sink posts events to one URL.
 type Sink struct {
-	cfg    Config
-	client *http.Client
-	now    func() time.Time
-	closed atomic.Bool
+	cfg       Config
+	client    *http.Client
+	now       func() time.Time
+	closed    atomic.Bool
+	responses *prometheus.CounterVec // nil: not counted
+}
+
+// newResponses registers invoicehub_sink_http_responses_total{code}: the
+// receiver's answers by status code ("error" when there was none), the
+// first thing to look at when a sink retries (Build.Metrics adds sink).
+func newResponses(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "invoicehub", Subsystem: "sink", Name: "http_responses_total",
+		Help: "Answers of the http sink's receiver by status code; error: none (network, timeout).",
+	}, []string{"code"})
+	if err := reg.Register(c); err != nil {
+		return nil, fmt.Errorf("httpsink: metrics: %w", err)
+	}
+	return c, nil
+}
+
+// count records one answer.
+func (s *Sink) count(code string) {
+	if s.responses != nil {
+		s.responses.WithLabelValues(code).Inc()
+	}
 }
 
 var _ sinks.Sink = (*Sink)(nil)
 
-// Factory builds an http sink from its options.
-func Factory(_ context.Context, opts sinks.Options) (sinks.Sink, error) {
-	cfg := Config{URL: opts["url"], Timeout: 10 * time.Second, AllowPrivate: opts["allow_private"] == "true"}
-	var errs []error
-	if v := opts["timeout"]; v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("timeout %q: want a positive duration", v))
-		}
-		cfg.Timeout = d
-	}
-	secret, err := readSecret(opts["secret_env"], opts["secret_file"])
-	errs = append(errs, err)
-	if secret != "" {
-		key, err := standardwebhooks.DecodeSecret(secret)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("secret: %w", err))
-		}
-		cfg.Key = key
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("httpsink: %w", err)
-	}
-	return New(cfg)
+// Options are the http sink's options.
+type Options struct {
+	URL string `yaml:"url"`
+	// SecretEnv or SecretFile name the whsec_ secret to sign with; unsigned
+	// without (stage.Secrets.Resolve reads them).
+	SecretEnv  string        `yaml:"secret_env"`
+	SecretFile string        `yaml:"secret_file"`
+	Timeout    time.Duration `yaml:"timeout"` // default 10s
+	// AllowPrivate allows loopback and private targets.
+	AllowPrivate bool `yaml:"allow_private"`
 }
 
-func readSecret(env, file string) (string, error) {
-	switch {
-	case env != "" && file != "":
-		return "", errors.New("set secret_env or secret_file, not both")
-	case env != "":
-		if v := os.Getenv(env); v != "" {
-			return v, nil
-		}
-		return "", fmt.Errorf("secret_env: %s is empty or unset", env)
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("secret_file: %w", err)
-		}
-		return strings.TrimSpace(string(b)), nil
+// Factory builds an http sink from its options.
+func Factory(_ context.Context, b sinks.Build) (sinks.Sink, error) {
+	var o Options
+	if err := b.Options.Decode(&o); err != nil {
+		return nil, fmt.Errorf("httpsink: %w", err)
 	}
-	return "", nil
+	cfg := Config{URL: o.URL, Timeout: o.Timeout, AllowPrivate: o.AllowPrivate}
+	if o.Timeout < 0 {
+		return nil, fmt.Errorf("httpsink: timeout %s: want a positive duration", o.Timeout)
+	}
+	if ref := (stage.SecretRef{Env: o.SecretEnv, File: o.SecretFile}); !ref.IsZero() {
+		secret, err := b.Secrets.Resolve(ref)
+		if err != nil {
+			return nil, fmt.Errorf("httpsink: secret: %w", err)
+		}
+		if cfg.Key, err = standardwebhooks.DecodeSecret(string(secret)); err != nil {
+			return nil, fmt.Errorf("httpsink: secret (%s): %w", ref, err)
+		}
+	}
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.responses, err = newResponses(b.Metrics); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // New returns a sink posting to cfg.URL.
@@ -146,6 +165,7 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 	standardwebhooks.Sign(req.Header, s.cfg.Key, e.ID(), s.now(), body)
 	resp, err := s.client.Do(req)
 	if err != nil {
+		s.count("error")
 		err = redactError(err)
 		if errors.Is(err, ErrPrivateTarget) {
 			return consume.PermanentClass("private_target", err)
@@ -157,6 +177,7 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
+	s.count(strconv.Itoa(resp.StatusCode))
 	return classify(resp, e.ID(), s.now())
 }
 

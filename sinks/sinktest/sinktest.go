@@ -150,10 +150,10 @@ func Event(t testing.TB, rawID string, kind schemas.Kind) sinks.Event {
 			RawRef:          schemas.RawRef{Stream: "WEBHOOKS", Sequence: 1},
 		},
 	}
-	seq := ce.Sequence(updated)
-	ev, err := ce.NewCanonical(data, rawID, seq, "")
+	version := ce.InvoiceVersion(updated)
+	ev, err := ce.NewCanonical(data, rawID, version, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sinks.Event{CloudEvent: ev, Data: data, Sequence: seq, StreamSequence: 1}
+	return sinks.Event{CloudEvent: ev, Data: data, Version: version, StreamSequence: 1}
 }

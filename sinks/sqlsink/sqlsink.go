@@ -9,8 +9,7 @@
 //     regresses it.
 //
 // Both happen in one transaction. Migrations are embedded and applied at
-// start. Options: driver (postgres or sqlite), and dsn or dsn_env (the name
-// of an environment variable holding it, for DSNs with passwords).
+// start. Options: see Options.
 //
 // Errors: data and constraint errors are permanent (dead-lettered); a lost
 // connection, a lock or a timeout is retried.
@@ -24,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,6 +30,7 @@ import (
 	"time"
 
 	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/sinks"
 )
@@ -49,18 +48,34 @@ type Sink struct {
 
 var _ sinks.Sink = (*Sink)(nil)
 
-// Factory builds an sql sink from options driver and dsn (or dsn_env).
-func Factory(ctx context.Context, opts sinks.Options) (sinks.Sink, error) {
-	dsn := opts["dsn"]
-	if env := opts["dsn_env"]; env != "" {
-		if dsn != "" {
-			return nil, errors.New("sqlsink: set dsn or dsn_env, not both")
-		}
-		if dsn = os.Getenv(env); dsn == "" {
-			return nil, fmt.Errorf("sqlsink: dsn_env: %s is empty or unset", env)
-		}
+// Options are the sql sink's options: the driver, and the DSN inline
+// (dsn) or, for DSNs with passwords, from a variable or a file (dsn_env,
+// dsn_file; stage.Secrets.Resolve reads them).
+type Options struct {
+	Driver  string `yaml:"driver"`
+	DSN     string `yaml:"dsn"`
+	DSNEnv  string `yaml:"dsn_env"`
+	DSNFile string `yaml:"dsn_file"`
+}
+
+// Factory builds an sql sink from its options.
+func Factory(ctx context.Context, b sinks.Build) (sinks.Sink, error) {
+	var o Options
+	if err := b.Options.Decode(&o); err != nil {
+		return nil, fmt.Errorf("sqlsink: %w", err)
 	}
-	return Open(ctx, opts["driver"], dsn)
+	dsn := o.DSN
+	if ref := (stage.SecretRef{Env: o.DSNEnv, File: o.DSNFile}); !ref.IsZero() {
+		if dsn != "" {
+			return nil, errors.New("sqlsink: set dsn, or dsn_env or dsn_file, not both")
+		}
+		v, err := b.Secrets.Resolve(ref)
+		if err != nil {
+			return nil, fmt.Errorf("sqlsink: dsn: %w", err)
+		}
+		dsn = string(v)
+	}
+	return Open(ctx, o.Driver, dsn)
 }
 
 // Open connects, applies the migrations, and returns the sink.
@@ -169,7 +184,7 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 		return s.d.classify(fmt.Errorf("sqlsink: begin: %w", err))
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, s.d.rebind(insertEvent), e.ID(), inv.ID, string(e.Data.Event.Kind), e.Sequence,
+	res, err := tx.ExecContext(ctx, s.d.rebind(insertEvent), e.ID(), inv.ID, string(e.Data.Event.Kind), e.Version,
 		s.d.timestamp(e.Data.Event.OccurredAt), int64(e.StreamSequence), s.d.json(event))
 	if err != nil {
 		return s.d.classify(fmt.Errorf("sqlsink: insert event %s: %w", e.ID(), err))
@@ -181,7 +196,7 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 	_, err = tx.ExecContext(ctx, s.d.rebind(upsertInvoice), inv.ID, inv.Provider, inv.Source, inv.RemoteID, nullable(inv.Number),
 		string(inv.Direction), string(inv.DocumentType), string(inv.Status), inv.ProviderStatus, s.d.boolean(inv.IsOverdue),
 		s.d.boolean(e.Data.Event.Kind == schemas.KindDeleted), inv.Currency, t.Total.String(), t.Paid.String(), t.Due.String(),
-		nullable(inv.IssueDate), nullable(inv.DueDate), e.Sequence, e.ID(), s.d.timestamp(e.Data.Event.OccurredAt), s.d.json(invoice))
+		nullable(inv.IssueDate), nullable(inv.DueDate), e.Version, e.ID(), s.d.timestamp(e.Data.Event.OccurredAt), s.d.json(invoice))
 	if err != nil {
 		return s.d.classify(fmt.Errorf("sqlsink: upsert invoice %s: %w", inv.ID, err))
 	}

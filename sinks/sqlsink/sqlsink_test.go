@@ -18,6 +18,7 @@ import (
 
 	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
@@ -121,11 +122,11 @@ func version(t testing.TB, inv string, v int, total string) sinks.Event {
 	data.Invoice.Totals.Total, data.Invoice.Totals.Due = money.Total(d, eur), money.Total(d, eur)
 	updated := time.Date(2024, 3, 1, 0, 0, v, 0, time.UTC)
 	data.Invoice.RemoteUpdatedAt, data.Event.OccurredAt = &updated, updated
-	ev, err := ce.NewCanonical(data, fmt.Sprintf("raw-%s-%d", inv, v), ce.Sequence(updated), "")
+	ev, err := ce.NewCanonical(data, fmt.Sprintf("raw-%s-%d", inv, v), ce.InvoiceVersion(updated), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sinks.Event{CloudEvent: ev, Data: data, Sequence: ce.Sequence(updated), StreamSequence: uint64(v)}
+	return sinks.Event{CloudEvent: ev, Data: data, Version: ce.InvoiceVersion(updated), StreamSequence: uint64(v)}
 }
 
 func state(t *testing.T, s *Sink, inv string) (total string, sequence int64) {
@@ -174,9 +175,11 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 }
 
 func TestOpenRejects(t *testing.T) {
-	tests := []sinks.Options{{}, {"driver": "mysql", "dsn": "x"}, {"driver": "sqlite"}, {"driver": "sqlite", "dsn": "x", "dsn_env": "Y"}, {"driver": "sqlite", "dsn_env": "INVOICEHUB_UNSET_VAR"}}
+	tests := []sinks.Options{{}, {"driver": "mysql", "dsn": "x"}, {"driver": "sqlite"}, {"driver": "sqlite", "dsn": "x", "dsn_env": "Y"},
+		{"driver": "sqlite", "dsn_env": "INVOICEHUB_UNSET_VAR"}, {"driver": "sqlite", "dns": "x"}}
+	secrets := stage.Secrets{Getenv: os.Getenv, ReadFile: os.ReadFile}
 	for _, opts := range tests {
-		if _, err := Factory(t.Context(), opts); err == nil {
+		if _, err := Factory(t.Context(), sinks.Build{Options: opts, Secrets: secrets}); err == nil {
 			t.Errorf("options %v accepted", opts)
 		}
 	}

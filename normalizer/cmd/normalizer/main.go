@@ -4,9 +4,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/normalizer"
@@ -15,33 +15,29 @@ import (
 func main() { stage.Main(run) }
 
 func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
-	common, err1 := stage.Load(getenv)
-	cfg, err2 := normalizer.LoadConfig(getenv)
-	if err := errors.Join(err1, err2); err != nil {
+	cfg, err := normalizer.LoadConfig(getenv, os.ReadFile)
+	if err != nil {
 		fmt.Fprintf(stderr, "normalizer: bad configuration:\n%v\n", err)
 		return 2
 	}
-	log := common.Logger(stderr, "normalizer")
+	log := cfg.Stage.Logger(stderr, "normalizer")
 	defer stage.Tracing(ctx, "normalizer", getenv, log)()
-	nc, js, err := common.Connect(ctx, "normalizer", log)
+	nc, js, err := cfg.Stage.Connect(ctx, "normalizer", log)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
 	defer nc.Drain()
 	reg := stage.Registry()
-	cfg.Registerer = reg
-	cfg.Replicas, cfg.DuplicateWindow = common.Streams.Replicas, common.Streams.DuplicateWindow
-	cfg.AckWait, cfg.Heartbeat = common.AckWait, common.PullHeartbeat
 	ready := stage.NewReadiness(nc, 1)
-	cfg.Hooks.Bound = ready.Bound
+	cfg.Registerer, cfg.Hooks.Bound = reg, ready.Bound
 	n, err := normalizer.New(ctx, js, cfg, log)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
 	go func() {
-		if err := common.ServeMetrics(ctx, reg, ready.Check, log); err != nil {
+		if err := cfg.Stage.ServeMetrics(ctx, reg, ready.Check, log); err != nil {
 			log.Error("metrics", "err", err)
 		}
 	}()

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,8 +18,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/invoicehub/invoicehub/ingress"
 	"github.com/invoicehub/invoicehub/ingress/provider"
@@ -77,33 +74,35 @@ func runDev(ctx context.Context, args []string, env Env) error {
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(env.Stdout, "\nshutting down: finishing work in flight...")
-		return d.shutdown(cfg.grace)
+		return d.shutdown()
 	case err := <-d.errs: // a stage died: stop everything, loudly
-		return errors.Join(err, d.shutdown(cfg.grace))
+		return errors.Join(err, d.shutdown())
 	}
 }
 
-// dev is the whole pipeline in one process.
+// dev is the whole pipeline in one process, assembled from the stages'
+// own constructors: ingress.New served by stage.Serve, normalizer.New and
+// Run, sinks.Serve; setup as `invoicehub setup` does it.
 type dev struct {
 	cfg       devConfig
 	nats      *server.Server
 	nc        *nats.Conn
-	http      *http.Server
 	httpURL   string
 	sinkFile  string
 	sinkDB    string
-	cancel    context.CancelFunc
+	stopHTTP  context.CancelFunc
+	http      sync.WaitGroup
+	stopWork  context.CancelFunc
 	consumers sync.WaitGroup
 	errs      chan error
-	sinks     []sinks.Sink
 	log       *slog.Logger
 }
 
 func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (_ *dev, err error) {
-	d := &dev{cfg: cfg, log: log, errs: make(chan error, 4)} // three consumers and HTTP
+	d := &dev{cfg: cfg, log: log, errs: make(chan error, 3)} // the normalizer, the sinks, HTTP
 	defer func() {
 		if err != nil {
-			d.shutdown(cfg.grace)
+			d.shutdown()
 		}
 	}()
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
@@ -121,18 +120,20 @@ func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (_ *dev, err
 	}
 	d.sinkFile = filepath.Join(cfg.dataDir, "invoices.jsonl")
 	d.sinkDB = filepath.Join(cfg.dataDir, "invoices.db")
+	common := stage.Config{ShutdownGrace: cfg.grace}
+	ncfg := normalizer.Config{Stage: common}
 	specs := d.sinkSpecs()
-	if err := setup(ctx, js, stage.Config{}, normalizer.Config{}, specs, log); err != nil {
+	if err := setup(ctx, js, ncfg, specs, log); err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	consumeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.cancel = cancel
-	if err := d.startConsumers(consumeCtx, js, reg, specs); err != nil {
+	reg := stage.Registry()
+	ncfg.Registerer = reg
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopWork = stopWork
+	if err := d.startConsumers(workCtx, js, ncfg, specs, reg); err != nil {
 		return nil, err
 	}
-	if err := d.startIngress(js, reg); err != nil {
+	if err := d.startIngress(ctx, js, reg); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -156,42 +157,36 @@ func startNATS(cfg devConfig) (*server.Server, error) {
 
 // sinkSpecs are dev mode's sinks: a JSON-lines file and an SQLite database.
 func (d *dev) sinkSpecs() []sinks.Spec {
+	grace := d.cfg.grace
 	return []sinks.Spec{
-		{ID: "file", Type: "file", Options: sinks.Options{"path": d.sinkFile, "fsync": "always"}},
-		{ID: "sqlite", Type: "sql", Options: sinks.Options{"driver": "sqlite", "dsn": d.sinkDB}},
+		{ID: "file", Type: "file", DrainTimeout: grace, Options: sinks.Options{"path": d.sinkFile, "fsync": "always"}},
+		{ID: "sqlite", Type: "sql", DrainTimeout: grace, Options: sinks.Options{"driver": "sqlite", "dsn": d.sinkDB}},
 	}
 }
 
-func (d *dev) startConsumers(ctx context.Context, js jetstream.JetStream, reg prometheus.Registerer, specs []sinks.Spec) error {
-	ncfg := normalizer.Config{Registerer: reg}
+// startConsumers runs the normalizer and the sinks as their binaries do.
+func (d *dev) startConsumers(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, specs []sinks.Spec, reg prometheus.Registerer) error {
 	n, err := normalizer.New(ctx, js, ncfg, d.log)
 	if err != nil {
 		return err
 	}
-	registry := builtin.Registry()
 	d.goConsume(func() error { return n.Run(ctx, ncfg) })
-	for _, spec := range specs {
-		s, err := registry.New(ctx, spec)
-		if err != nil {
-			return err
-		}
-		d.sinks = append(d.sinks, s)
-		d.goConsume(func() error { return sinks.Run(ctx, js, spec, s, d.log) })
-	}
+	deps := sinks.Deps{Log: d.log, Metrics: reg, Secrets: stage.Secrets{Getenv: os.Getenv, ReadFile: os.ReadFile}}
+	d.goConsume(func() error { return sinks.Serve(ctx, js, specs, builtin.Registry(), deps) })
 	return nil
 }
 
 func (d *dev) goConsume(run func() error) {
-	d.consumers.Add(1)
-	go func() {
-		defer d.consumers.Done()
+	d.consumers.Go(func() {
 		if err := run(); err != nil {
 			d.errs <- err
 		}
-	}()
+	})
 }
 
-func (d *dev) startIngress(js jetstream.JetStream, reg *prometheus.Registry) error {
+// startIngress serves the demo sources, and the metrics beside them, as
+// the ingress binary serves its sources.
+func (d *dev) startIngress(ctx context.Context, js jetstream.JetStream, reg *prometheus.Registry) error {
 	var sources []ingress.Source
 	for _, name := range provider.Names() {
 		p, _ := provider.Lookup(name)
@@ -203,18 +198,19 @@ func (d *dev) startIngress(js jetstream.JetStream, reg *prometheus.Registry) err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", srv.Handler())
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	ln, err := net.Listen("tcp", d.cfg.httpAddr)
+	mux.Handle("GET /metrics", stage.MetricsHandler(reg, srv.Ready))
+	ln, err := stage.Listen(d.cfg.httpAddr, 4096, time.Second)
 	if err != nil {
 		return fmt.Errorf("ingress: %w", err)
 	}
 	d.httpURL = "http://" + ln.Addr().String()
-	d.http = stage.NewHTTPServer(mux)
-	go func() {
-		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	httpCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopHTTP = stop
+	d.http.Go(func() {
+		if err := stage.Serve(httpCtx, ln, mux, d.cfg.grace, d.log); err != nil {
 			d.errs <- err
 		}
-	}()
+	})
 	return nil
 }
 
@@ -235,18 +231,18 @@ Ctrl-C stops it gracefully.
 }
 
 // shutdown drains in order: HTTP (requests in flight finish with their
-// PubAck) → consumers (deliveries in flight settle) → sink → NATS.
-func (d *dev) shutdown(grace time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	var errs []error
-	if d.http != nil {
-		errs = append(errs, d.http.Shutdown(ctx))
+// PubAck) → the normalizer and the sinks (deliveries in flight settle,
+// the sinks close) → NATS.
+func (d *dev) shutdown() error {
+	if d.stopHTTP != nil {
+		d.stopHTTP()
 	}
-	if d.cancel != nil {
-		d.cancel()
+	d.http.Wait()
+	if d.stopWork != nil {
+		d.stopWork()
 	}
 	d.consumers.Wait()
+	var errs []error
 	for drained := false; !drained; {
 		select {
 		case err := <-d.errs:
@@ -254,9 +250,6 @@ func (d *dev) shutdown(grace time.Duration) error {
 		default:
 			drained = true
 		}
-	}
-	for _, s := range d.sinks {
-		errs = append(errs, s.Close(ctx))
 	}
 	if d.nc != nil {
 		errs = append(errs, d.nc.Drain())

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -13,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/internal/consume"
-	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/normalizer"
 	"github.com/invoicehub/invoicehub/sinks"
@@ -31,34 +29,28 @@ func runSetup(ctx context.Context, args []string, env Env) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	common, err1 := stage.Load(env.Getenv)
-	ncfg, err2 := normalizer.LoadConfig(env.Getenv)
-	specs, err3 := setupSinks(env.Getenv("INVOICEHUB_SINKS_FILE"))
-	if err := errors.Join(err1, err2, err3); err != nil {
+	ncfg, err := normalizer.LoadConfig(env.Getenv, os.ReadFile)
+	var scfg sinks.Config
+	if env.Getenv("INVOICEHUB_SINKS_FILE") != "" {
+		var serr error
+		scfg, serr = sinks.LoadConfig(env.Getenv, os.ReadFile)
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
 		return fmt.Errorf("bad configuration:\n%w", err)
 	}
+	specs := scfg.Specs
 	log := logger(env)
-	nc, js, err := common.Connect(ctx, "setup", log)
+	nc, js, err := ncfg.Stage.Connect(ctx, "setup", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	if err := setup(ctx, js, common, ncfg, specs, log); err != nil {
+	if err := setup(ctx, js, ncfg, specs, log); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "set up: streams, the normalizer's state bucket and consumer, %d sink consumers\n", len(specs))
 	return nil
-}
-
-func setupSinks(path string) ([]sinks.Spec, error) {
-	if path == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("INVOICEHUB_SINKS_FILE: %w", err)
-	}
-	return sinks.ParseSpecs(bytes.NewReader(b))
 }
 
 // setupWait bounds how long setup waits for JetStream: a cluster that
@@ -67,10 +59,10 @@ const setupWait = time.Minute
 
 // setup creates or updates the streams, the state bucket and the durable
 // consumers, retrying while JetStream is not ready.
-func setup(ctx context.Context, js jetstream.JetStream, common stage.Config, ncfg normalizer.Config, specs []sinks.Spec, log *slog.Logger) error {
+func setup(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, specs []sinks.Spec, log *slog.Logger) error {
 	deadline := time.Now().Add(setupWait)
 	for {
-		err := setupOnce(ctx, js, common, ncfg, specs)
+		err := setupOnce(ctx, js, ncfg, specs)
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
@@ -83,17 +75,15 @@ func setup(ctx context.Context, js jetstream.JetStream, common stage.Config, ncf
 	}
 }
 
-func setupOnce(ctx context.Context, js jetstream.JetStream, common stage.Config, ncfg normalizer.Config, specs []sinks.Spec) error {
-	if err := streams.Ensure(ctx, js, common.Streams); err != nil {
+func setupOnce(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, specs []sinks.Spec) error {
+	if err := streams.Ensure(ctx, js, ncfg.Stage.Streams); err != nil {
 		return err
 	}
-	if err := normalizer.EnsureStateBucket(ctx, js, common.Streams.Replicas); err != nil {
+	if err := normalizer.EnsureStateBucket(ctx, js, ncfg.Stage.Streams.Replicas); err != nil {
 		return err
 	}
-	ncfg.AckWait, ncfg.Heartbeat = common.AckWait, common.PullHeartbeat
 	errs := []error{consume.Ensure(ctx, js, ncfg.ConsumeConfig())}
 	for _, spec := range specs {
-		spec.AckWait, spec.Heartbeat = common.AckWait, common.PullHeartbeat
 		errs = append(errs, consume.Ensure(ctx, js, spec.ConsumeConfig()))
 	}
 	return errors.Join(errs...)

@@ -1,0 +1,65 @@
+package ce
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+
+	"github.com/invoicehub/invoicehub/schemas"
+)
+
+// Canonical is a canonical event as a consumer reads it.
+type Canonical struct {
+	// Event is the CloudEvent as published; its data is Data, encoded.
+	Event *event.Event
+	// Data is the decoded payload.
+	Data schemas.EventData
+	// Version is the invoice version (ExtInvoiceVersion): of two states of
+	// one invoice, keep the higher.
+	Version int64
+}
+
+// ErrNotCanonical is returned for a CloudEvent that is not a canonical
+// invoice event this version can read.
+var ErrNotCanonical = errors.New("ce: not a canonical invoice event")
+
+// DecodeCanonical reads a canonical event as a tolerant reader: it decodes
+// the fields this version knows and ignores the others, and it does not
+// validate against the schema (the producer does, before publishing). So
+// an additive change of v1 — a new optional field, a new event kind, a new
+// provider — reaches consumers built before it without an error; README's
+// "Compatibility" says what is additive. It refuses only what no version
+// of v1 publishes: an event without a v1 type, data that is not JSON, an
+// event without an invoice id or a kind, or without an invoice version.
+func DecodeCanonical(ctx context.Context, msg *nats.Msg) (Canonical, error) {
+	ev, err := FromMsg(ctx, msg)
+	if err != nil {
+		return Canonical{}, err
+	}
+	if !isCanonicalType(ev.Type()) {
+		return Canonical{}, fmt.Errorf("%w: type %q", ErrNotCanonical, ev.Type())
+	}
+	var d schemas.EventData
+	if err := json.Unmarshal(ev.Data(), &d); err != nil {
+		return Canonical{}, fmt.Errorf("%w: %s: data: %w", ErrNotCanonical, ev.ID(), err)
+	}
+	if d.Invoice.ID == "" || d.Event.Kind == "" {
+		return Canonical{}, fmt.Errorf("%w: %s: no invoice id or kind", ErrNotCanonical, ev.ID())
+	}
+	version, err := ParseInvoiceVersion(ev)
+	if err != nil {
+		return Canonical{}, fmt.Errorf("%w: %s: %w", ErrNotCanonical, ev.ID(), err)
+	}
+	return Canonical{Event: ev, Data: d, Version: version}, nil
+}
+
+// isCanonicalType reports whether t is com.invoicehub.invoice.<kind>.v1,
+// of any kind, known to this version or not.
+func isCanonicalType(t string) bool {
+	const prefix, suffix = "com.invoicehub.invoice.", ".v1"
+	return len(t) > len(prefix)+len(suffix) && t[:len(prefix)] == prefix && t[len(t)-len(suffix):] == suffix
+}

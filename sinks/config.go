@@ -1,0 +1,82 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoicehub/invoicehub/internal/stage"
+)
+
+// Config is the sinks binary's configuration: the common stage variables
+// (package stage) and INVOICEHUB_SINKS_FILE, the sinks file (ParseSpecs).
+type Config struct {
+	Stage stage.Config
+	// Specs are the sinks of the file, their consumers tuned by Stage.
+	Specs []Spec
+}
+
+// LoadConfig reads the configuration and the sinks file, returning every
+// problem at once. Each spec's ack wait, heartbeat and drain timeout are
+// the stage's (INVOICEHUB_ACK_WAIT, INVOICEHUB_PULL_HEARTBEAT,
+// INVOICEHUB_SHUTDOWN_GRACE).
+func LoadConfig(getenv stage.Env, readFile stage.ReadFile) (Config, error) {
+	common, commonErr := stage.Load(getenv, readFile)
+	c := Config{Stage: common}
+	errs := []error{commonErr}
+	file := getenv("INVOICEHUB_SINKS_FILE")
+	switch body, err := readFile(file); {
+	case file == "":
+		errs = append(errs, errors.New("INVOICEHUB_SINKS_FILE is required"))
+	case err != nil:
+		errs = append(errs, fmt.Errorf("INVOICEHUB_SINKS_FILE: %w", err))
+	default:
+		if c.Specs, err = ParseSpecs(bytes.NewReader(body)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", file, err))
+		}
+	}
+	for i := range c.Specs {
+		c.Specs[i].AckWait, c.Specs[i].Heartbeat, c.Specs[i].DrainTimeout = common.AckWait, common.PullHeartbeat, common.ShutdownGrace
+	}
+	return c, errors.Join(errs...)
+}
+
+// Serve builds every sink of specs from types, all before any runs (a
+// sink that cannot be built fails the start), runs each on its own
+// durable consumer until ctx ends (each drains its deliveries in
+// flight), then closes them. The sinks binary and `invoicehub dev` both
+// run their sinks with it.
+func Serve(ctx context.Context, js jetstream.JetStream, specs []Spec, types *Registry, deps Deps) error {
+	log := deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	built := make([]Sink, 0, len(specs))
+	defer func() {
+		for i, s := range built {
+			if err := s.Close(context.WithoutCancel(ctx)); err != nil {
+				log.Error("close sink", "sink", specs[i].ID, "err", err)
+			}
+		}
+	}()
+	for _, spec := range specs {
+		s, err := types.New(ctx, spec, deps)
+		if err != nil {
+			return err
+		}
+		built = append(built, s)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(specs))
+	for i, spec := range specs {
+		wg.Go(func() { errs[i] = Run(ctx, js, spec, built[i], log) })
+	}
+	log.Info("sinks started", "count", len(specs))
+	wg.Wait()
+	return errors.Join(errs...)
+}
