@@ -6,7 +6,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 BENCHCPU  ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 1 ] && echo 1,$$n || echo 1)
 
-.PHONY: run demo test test-docker test-faults images check fmt vet fuzz bench build clean help
+.PHONY: run demo test test-docker test-faults images check fmt vet fuzz bench bench-e2e build clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ fuzz: ## run every fuzz target for FUZZTIME each
 
 bench: ## benchmarks, ratios measured in the same run, at GOMAXPROCS 1 and all cores (BENCHCPU)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -cpu $(BENCHCPU) $(foreach m,$(MODULES),./$(m)/...)
+
+bench-e2e: ## end-to-end benchmark on real processes: rate sweep (webhook → sink latency, CPU and RSS per stage), ingress vs a bare JetStream forwarder
+	cd e2e && GOWORK=off $(GO) test -tags benche2e -count=1 -timeout 15m -run '^TestBenchE2E$$' -v ./...
 
 build: ## static binaries in ./bin
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/invoicehub

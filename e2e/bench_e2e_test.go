@@ -1,0 +1,660 @@
+//go:build benche2e
+
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/schemas/subject"
+)
+
+// The end-to-end benchmark (make bench-e2e) measures the pipeline as a
+// user runs it: nats-server with file storage, ingress, normalizer and
+// sinks as separate processes built without test tags, default
+// configuration, info-level logs, one http sink subscribed to `created`
+// delivering to a receiver in this process. Two phases:
+//
+//  1. Rate sweep. An open-loop driver sends distinct signed Qonto webhooks
+//     (each a new invoice) at a fixed rate for benchStep, one attempt
+//     each; the receiver timestamps each invoice's `created` event. Per
+//     step: webhook → sink latency over the invoices (p50, p99, max), lost
+//     (answered 2xx, not delivered within benchDrain), duplicates, and
+//     each process's CPU (utime+stime from /proc/<pid>/stat, from the
+//     step's start until every consumer has settled) per webhook answered
+//     2xx, and its peak VmRSS. The sweep goes on while p99 ≤ 50 ms,
+//     nothing is lost or refused and the driver keeps the rate (500/s and
+//     1000/s always run), then bisects benchBisect times between the last
+//     good rate (or 0) and the first bad one.
+//  2. Capacity. Normalizer and sinks stopped, closed loop (N clients, each
+//     posting as soon as it is answered) against ingress (verification
+//     on) and against a bare forwarder (e2e/internal/forwarder: read the
+//     body, synchronous JetStream publish, 200 after the PubAck) on the
+//     same nats-server, with the same client: the highest 2xx/s of each
+//     and their ratio.
+//
+// It is a measurement: it fails only when the harness breaks (a process
+// does not start, a webhook answered 2xx is never delivered).
+
+const (
+	benchStep     = 6 * time.Second  // sending time per rate
+	benchDrain    = 60 * time.Second // deadline for every 2xx'd invoice to reach the receiver
+	benchP99Limit = 50 * time.Millisecond
+	benchWarm     = 500 * time.Millisecond // closed loop: not counted
+	benchWindow   = 4 * time.Second        // closed loop: counted
+	benchBisect   = 2                      // extra steps between the last good rate and the first bad one
+)
+
+var (
+	benchRates   = []int{500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000}
+	benchClients = []int{8, 32, 128}
+)
+
+func TestBenchE2E(t *testing.T) {
+	began := time.Now()
+	bins := benchBins(t)
+	hook := newHookReceiver(t)
+	p := startPipeline(t, pipelineOptions{sinks: fmt.Sprintf("sinks:\n  - {id: hook, type: http, kinds: [created], options: {url: %q, allow_private: true, timeout: 2s}}\n", hook.srv.URL+"/hook")})
+	// startPipeline runs the normalizer built for the fault suite (-tags
+	// faultinject); users run the untagged one.
+	p.normalizer.stop()
+	p.normalizer.path = filepath.Join(bins, "normalizer")
+	p.normalizer.start()
+	js := p.connect()
+	tck := clockTicks()
+	procs := []*proc{p.ingress, p.normalizer, p.sinks, p.nats}
+	lg := newLoadGen(p.secret)
+
+	// Warm-up, not reported: the untagged normalizer comes up, connections open.
+	warm := runStep(t, lg, p.httpURL, hook, js, procs, tck, "warmup", 200, time.Second)
+	if warm.lost > 0 {
+		t.Errorf("warm-up: %d webhooks answered 2xx never delivered (logs in %s)", warm.lost, p.dir)
+	}
+
+	var rows []stepResult
+	step := func(rate int) stepResult {
+		r := runStep(t, lg, p.httpURL, hook, js, procs, tck, fmt.Sprintf("r%d", rate), rate, benchStep)
+		rows = append(rows, r)
+		t.Logf("%d/s: sent %d, 2xx %d, lost %d, dup %d, p50 %v, p99 %v, achieved %.0f/s, lag p99 %v", rate, r.sent, r.ok, r.lost, r.dup, r.p50, r.p99, r.achieved, r.lagP99)
+		if r.lost > 0 {
+			t.Errorf("%d/s: %d webhooks answered 2xx never delivered within %v (logs in %s)", rate, r.lost, benchDrain, p.dir)
+		}
+		return r
+	}
+	good, bad := 0, 0 // the highest good rate below the first bad one
+	for i, rate := range benchRates {
+		if r := step(rate); r.good() {
+			if bad == 0 {
+				good = rate
+			}
+		} else if bad == 0 {
+			bad = rate
+		}
+		if i >= 1 && bad != 0 { // 500/s and 1000/s always run
+			break
+		}
+	}
+	// Bisect between them (0 when even the first rate is bad), at most
+	// benchBisect steps, to the nearest 50/s.
+	for range benchBisect {
+		mid := (good + bad) / 2 / 50 * 50
+		if bad == 0 || mid <= good || mid >= bad {
+			break
+		}
+		if step(mid).good() {
+			good = mid
+		} else {
+			bad = mid
+		}
+	}
+	slices.SortStableFunc(rows, func(a, b stepResult) int { return a.rate - b.rate })
+
+	// Capacity: ingress alone and the bare forwarder, on the same nats-server.
+	p.normalizer.stop()
+	p.sinks.stop()
+	fwdPort := freePort(t)
+	fwd := &proc{t: t, name: "forwarder", path: filepath.Join(bins, "forwarder"), logDir: p.dir,
+		args: []string{"-addr", "127.0.0.1:" + strconv.Itoa(fwdPort), "-nats", p.natsURL, "-subject", "webhooks.qonto.acme"}}
+	fwd.start()
+	t.Cleanup(fwd.kill)
+	fwdURL := "http://127.0.0.1:" + strconv.Itoa(fwdPort)
+	jstest.Eventually(t, 30*time.Second, "forwarder up", func() bool {
+		resp, err := lg.client.Get(fwdURL + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	var caps []capResult
+	for _, n := range benchClients {
+		caps = append(caps, closedLoop(lg, "ingress", p.httpURL, p.ingress, p.nats, tck, n))
+		caps = append(caps, closedLoop(lg, "forwarder", fwdURL, fwd, p.nats, tck, n))
+	}
+	fmt.Print(benchReport(rows, caps, tck, time.Since(began)))
+}
+
+// benchBins builds, without test tags, the normalizer (stageBins builds it
+// with -tags faultinject) and the bare forwarder.
+func benchBins(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir, "github.com/invoicehub/invoicehub/normalizer/cmd/normalizer", "github.com/invoicehub/invoicehub/e2e/internal/forwarder")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// hookReceiver is the http sink's target: per invoice (data.invoice.remote_id
+// of the structured CloudEvent), the arrival of its first created event
+// and how many arrived.
+type hookReceiver struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	first map[string]time.Time
+	count map[string]int
+	other int // not a created event, or unreadable
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{first: map[string]time.Time{}, count: map[string]int{}}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		at := time.Now()
+		body, _ := io.ReadAll(req.Body)
+		var ce struct {
+			Type string `json:"type"`
+			Data struct {
+				Invoice struct {
+					RemoteID string `json:"remote_id"`
+				} `json:"invoice"`
+			} `json:"data"`
+		}
+		err := json.Unmarshal(body, &ce)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if err != nil || ce.Type != "com.invoicehub.invoice.created.v1" || ce.Data.Invoice.RemoteID == "" {
+			h.other++
+			return
+		}
+		inv := ce.Data.Invoice.RemoteID
+		if h.count[inv] == 0 {
+			h.first[inv] = at
+		}
+		h.count[inv]++
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// arrived returns the first arrival of each invoice asked, and whether all
+// have arrived.
+func (h *hookReceiver) arrived(invoices []string) (map[string]time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]time.Time, len(invoices))
+	for _, inv := range invoices {
+		if at, ok := h.first[inv]; ok {
+			out[inv] = at
+		}
+	}
+	return out, len(out) == len(invoices)
+}
+
+// duplicates counts the extra created events of the invoices asked.
+func (h *hookReceiver) duplicates(invoices []string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, inv := range invoices {
+		n += max(h.count[inv]-1, 0)
+	}
+	return n
+}
+
+// loadGen is the client of both phases: one http.Client, webhooks signed
+// as Qonto does, afresh for each request.
+type loadGen struct {
+	client *http.Client
+	sign   func(body []byte) http.Header
+}
+
+func newLoadGen(secret string) *loadGen {
+	qonto, _ := provider.Lookup("qonto")
+	creds := provider.Credentials{Secrets: []provider.Secret{provider.NewSecret([]byte(secret))}}
+	return &loadGen{
+		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			Proxy: nil, MaxIdleConns: 8192, MaxIdleConnsPerHost: 8192, IdleConnTimeout: 90 * time.Second, DisableCompression: true,
+		}},
+		sign: func(body []byte) http.Header {
+			return qonto.Sign(creds, provider.Message{Body: body, At: time.Now()})
+		},
+	}
+}
+
+// post sends one attempt of w to base's qonto/acme path; 0 is no answer.
+func (lg *loadGen) post(base string, w webhook) int {
+	req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/qonto/acme", bytes.NewReader(w.body))
+	req.Header = lg.sign(w.body)
+	resp, err := lg.client.Do(req)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// sendRec is one webhook of the open-loop driver.
+type sendRec struct {
+	invoice     string
+	sched, sent time.Time // when it was due, when the request started
+	status      int
+}
+
+// openLoop sends ws at rate per second, each when due (not when the
+// previous one is answered), each once, and returns when all are answered
+// or timed out.
+func (lg *loadGen) openLoop(base string, ws []webhook, rate int) []sendRec {
+	recs := make([]sendRec, len(ws))
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Millisecond) // pacing: each tick sends what is due
+	defer tick.Stop()
+	start := time.Now()
+	for i := 0; i < len(ws); {
+		due := min(int(time.Since(start)*time.Duration(rate)/time.Second)+1, len(ws))
+		for ; i < due; i++ {
+			j := i
+			recs[j] = sendRec{invoice: ws[j].invoice, sched: start.Add(time.Duration(j) * time.Second / time.Duration(rate))}
+			wg.Go(func() {
+				recs[j].sent = time.Now()
+				recs[j].status = lg.post(base, ws[j])
+			})
+		}
+		if i < len(ws) {
+			<-tick.C
+		}
+	}
+	wg.Wait()
+	return recs
+}
+
+// stepResult is one rate of the sweep.
+type stepResult struct {
+	rate, sent, ok, lost, dup, other int
+	p50, p99, pmax, lagP99           time.Duration
+	achieved                         float64 // requests started per second
+	drained                          bool    // every consumer settled before the deadline
+	elapsed                          time.Duration
+	cpu                              [5]time.Duration // ingress, normalizer, sinks, nats, this process (driver + receiver)
+	rss                              [4]uint64        // peak VmRSS, KiB
+}
+
+// kept reports whether the driver kept the rate.
+func (r stepResult) kept() bool {
+	return r.achieved >= 0.95*float64(r.rate) && r.lagP99 <= 20*time.Millisecond
+}
+
+// good reports whether the sweep goes on after r.
+func (r stepResult) good() bool {
+	return r.lost == 0 && r.ok == r.sent && r.p99 <= benchP99Limit && r.kept()
+}
+
+// runStep sends rate webhooks per second for d, waits until every one
+// answered 2xx reached the receiver and every consumer settled, and
+// measures.
+func runStep(t *testing.T, lg *loadGen, base string, hook *hookReceiver, js jetstream.JetStream, procs []*proc, tck int64, prefix string, rate int, d time.Duration) stepResult {
+	t.Helper()
+	n := int(int64(rate) * int64(d) / int64(time.Second))
+	at := time.Now().Add(-time.Hour)
+	ws := make([]webhook, n)
+	for i := range ws {
+		ws[i] = invoiceWebhook(fmt.Sprintf("bench-%s-evt-%06d", prefix, i), fmt.Sprintf("bench-%s-inv-%06d", prefix, i), "unpaid", at)
+	}
+	pids := make([]int, len(procs))
+	for i, pr := range procs {
+		pids[i] = pidOf(pr)
+	}
+	mem := newRSSWatch(pids)
+	began := time.Now()
+	cpu0 := cpuOf(append(pids, os.Getpid()), tck)
+
+	recs := lg.openLoop(base, ws, rate)
+
+	r := stepResult{rate: rate, sent: n}
+	var okInv []string
+	var lags []time.Duration
+	for _, rec := range recs {
+		lags = append(lags, rec.sent.Sub(rec.sched))
+		if rec.status/100 == 2 {
+			okInv = append(okInv, rec.invoice)
+		}
+	}
+	r.ok = len(okInv)
+	if n > 1 {
+		first, last := recs[0].sent, recs[0].sent
+		for _, rec := range recs {
+			first, last = minTime(first, rec.sent), maxTime(last, rec.sent)
+		}
+		r.achieved = float64(n-1) / last.Sub(first).Seconds()
+	}
+	r.lagP99 = percentile(lags, 0.99)
+
+	// Drain: poll the receiver until every 2xx'd invoice arrived, or the deadline.
+	arrivals, all := hook.arrived(okInv)
+	for deadline := time.Now().Add(benchDrain); !all && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // polling the receiver
+		arrivals, all = hook.arrived(okInv)
+	}
+	r.lost = len(okInv) - len(arrivals)
+	r.drained = settle(t, js, 30*time.Second)
+	cpu1 := cpuOf(append(pids, os.Getpid()), tck)
+	r.elapsed = time.Since(began)
+	r.rss = mem.stop()
+	for i := range r.cpu {
+		r.cpu[i] = cpu1[i] - cpu0[i]
+	}
+	r.dup = hook.duplicates(okInv)
+
+	var lat []time.Duration
+	for _, rec := range recs {
+		if a, ok := arrivals[rec.invoice]; ok && rec.status/100 == 2 {
+			lat = append(lat, a.Sub(rec.sent))
+		}
+	}
+	r.p50, r.p99, r.pmax = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1)
+	return r
+}
+
+// settle polls until the normalizer's and the sink's consumers have
+// nothing pending nor unacked, for up to timeout.
+func settle(t *testing.T, js jetstream.JetStream, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) { // polling consumer info
+		done := true
+		for _, c := range [][2]string{{subject.WebhooksStream, "normalizer-default"}, {subject.InvoicesStream, "sink-hook"}} {
+			cons, err := js.Consumer(t.Context(), c[0], c[1])
+			if err != nil {
+				done = false
+				break
+			}
+			info, err := cons.Info(t.Context())
+			if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
+				done = false
+				break
+			}
+		}
+		if done {
+			return true
+		}
+	}
+	return false
+}
+
+// capResult is one closed-loop measure.
+type capResult struct {
+	target       string
+	clients      int
+	ok, refused  int
+	perSec       float64
+	cpu, natsCPU time.Duration // the target's and nats-server's, over the window
+}
+
+// closedLoop runs n clients against base, each posting a new webhook as
+// soon as the previous one is answered, for benchWarm + benchWindow, and
+// counts the answers completed within the window.
+func closedLoop(lg *loadGen, target, base string, pr, natsProc *proc, tck int64, n int) capResult {
+	pids := []int{pidOf(pr), pidOf(natsProc)}
+	at := time.Now().Add(-time.Hour)
+	t0 := time.Now()
+	from, to := t0.Add(benchWarm), t0.Add(benchWarm+benchWindow)
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	for c := range n {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(to); i++ {
+				id := fmt.Sprintf("cap-%s-%d-%03d-%07d", target, n, c, i)
+				status := lg.post(base, invoiceWebhook(id+"-evt", id+"-inv", "unpaid", at))
+				if done := time.Now(); done.After(from) && !done.After(to) {
+					if status/100 == 2 {
+						ok.Add(1)
+					} else {
+						refused.Add(1)
+					}
+				}
+			}
+		})
+	}
+	<-time.After(time.Until(from)) // the measurement window: a pace, not a wait for a result
+	cpu0 := cpuOf(pids, tck)
+	<-time.After(time.Until(to))
+	cpu1 := cpuOf(pids, tck)
+	wg.Wait()
+	return capResult{target: target, clients: n, ok: int(ok.Load()), refused: int(refused.Load()),
+		perSec: float64(ok.Load()) / benchWindow.Seconds(), cpu: cpu1[0] - cpu0[0], natsCPU: cpu1[1] - cpu0[1]}
+}
+
+func pidOf(pr *proc) int {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.cmd == nil || pr.cmd.Process == nil {
+		return 0
+	}
+	return pr.cmd.Process.Pid
+}
+
+// clockTicks is the kernel's USER_HZ (getconf CLK_TCK), 100 when getconf
+// is missing; a negative value records that it was assumed.
+func clockTicks() int64 {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err != nil {
+		return -100
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil || n <= 0 {
+		return -100
+	}
+	return n
+}
+
+// cpuOf returns each process's utime+stime (/proc/<pid>/stat), 0 for
+// one that cannot be read.
+func cpuOf(pids []int, tck int64) []time.Duration {
+	hz := max(tck, -tck)
+	out := make([]time.Duration, len(pids))
+	for i, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // fields from 3 (state) on
+		if len(f) < 13 {
+			continue
+		}
+		utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14
+		stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+		out[i] = time.Duration((utime + stime) * int64(time.Second) / hz)
+	}
+	return out
+}
+
+// rssOf returns VmRSS in KiB (/proc/<pid>/status), 0 when unreadable.
+func rssOf(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// rssWatch samples the VmRSS of pids every 100 ms until stopped, and keeps
+// each one's peak.
+type rssWatch struct {
+	pids []int
+	peak []uint64
+	quit chan struct{}
+	done chan struct{}
+}
+
+func newRSSWatch(pids []int) *rssWatch {
+	w := &rssWatch{pids: pids, peak: make([]uint64, len(pids)), quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			w.sample()
+			select {
+			case <-w.quit:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return w
+}
+
+func (w *rssWatch) sample() {
+	for i, pid := range w.pids {
+		w.peak[i] = max(w.peak[i], rssOf(pid))
+	}
+}
+
+// stop takes a last sample and returns the peaks.
+func (w *rssWatch) stop() [4]uint64 {
+	close(w.quit)
+	<-w.done
+	w.sample()
+	var out [4]uint64
+	copy(out[:], w.peak)
+	return out
+}
+
+// percentile is the nearest-rank q-quantile of ds (0 when empty).
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1)+0.5)]
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func benchReport(rows []stepResult, caps []capResult, tck int64, took time.Duration) string {
+	var b strings.Builder
+	hz := fmt.Sprintf("CLK_TCK %d (getconf)", tck)
+	if tck < 0 {
+		hz = "CLK_TCK assumed 100 (getconf failed)"
+	}
+	fmt.Fprintf(&b, "\n== bench-e2e: %d CPUs, %s, %s, %v per rate, one attempt per webhook; latency = webhook sent → its created event at the http sink's receiver\n", runtime.NumCPU(), runtime.Version(), hz, benchStep)
+	fmt.Fprintf(&b, "   CPU = utime+stime per webhook answered 2xx, from the step's start until every consumer settled; driver = this test process (load generator + receiver), on the same CPUs\n\n")
+	fmt.Fprintln(&b, "| rate/s | sent | 2xx | lost | dup | p50 | p99 | max | sent/s | driver lag p99 | CPU µs/webhook ingress | normalizer | sinks | nats | total | driver | max RSS MiB ingress | normalizer | sinks | nats |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+	best := 0
+	for _, r := range rows {
+		per := func(d time.Duration) string {
+			if r.ok == 0 {
+				return "-"
+			}
+			return strconv.FormatInt(int64(d/time.Microsecond)/int64(r.ok), 10)
+		}
+		total := r.cpu[0] + r.cpu[1] + r.cpu[2] + r.cpu[3]
+		note := ""
+		if !r.drained {
+			note = " (consumers not settled)"
+		}
+		fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f |%s\n",
+			r.rate, r.sent, r.ok, r.lost, r.dup, ms(r.p50), ms(r.p99), ms(r.pmax), r.achieved, ms(r.lagP99),
+			per(r.cpu[0]), per(r.cpu[1]), per(r.cpu[2]), per(r.cpu[3]), per(total), per(r.cpu[4]),
+			float64(r.rss[0])/1024, float64(r.rss[1])/1024, float64(r.rss[2])/1024, float64(r.rss[3])/1024, note)
+		if r.good() {
+			best = max(best, r.rate)
+		}
+	}
+	if best > 0 {
+		fmt.Fprintf(&b, "\nhighest rate with p99 ≤ %v (all 2xx, none lost, rate kept): %d/s\n", benchP99Limit, best)
+	} else {
+		fmt.Fprintf(&b, "\nhighest rate with p99 ≤ %v (all 2xx, none lost, rate kept): none of the rates tried\n", benchP99Limit)
+	}
+	for _, last := range rows {
+		if last.good() {
+			continue
+		}
+		var why []string
+		if last.p99 > benchP99Limit {
+			why = append(why, "p99 "+ms(last.p99))
+		}
+		if last.ok != last.sent {
+			why = append(why, fmt.Sprintf("%d not 2xx", last.sent-last.ok))
+		}
+		if last.lost > 0 {
+			why = append(why, fmt.Sprintf("%d lost", last.lost))
+		}
+		if !last.kept() {
+			why = append(why, fmt.Sprintf("driver sent %.0f/s, lag p99 %s", last.achieved, ms(last.lagP99)))
+		}
+		fmt.Fprintf(&b, "%d/s beyond: %s\n", last.rate, strings.Join(why, ", "))
+	}
+
+	fmt.Fprintf(&b, "\ncapacity, normalizer and sinks stopped: closed loop, N clients, 2xx/s over %v after %v of warm-up\n\n", benchWindow, benchWarm)
+	fmt.Fprintln(&b, "| target | clients | 2xx/s | not 2xx | CPU µs/webhook target | nats |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|")
+	bestOf := map[string]float64{}
+	for _, c := range caps {
+		per := func(d time.Duration) string {
+			if c.ok == 0 {
+				return "-"
+			}
+			return strconv.FormatInt(int64(d/time.Microsecond)/int64(c.ok), 10)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %s | %s |\n", c.target, c.clients, c.perSec, c.refused, per(c.cpu), per(c.natsCPU))
+		bestOf[c.target] = max(bestOf[c.target], c.perSec)
+	}
+	ratio := "-"
+	if bestOf["forwarder"] > 0 {
+		ratio = fmt.Sprintf("%.2f", bestOf["ingress"]/bestOf["forwarder"])
+	}
+	fmt.Fprintf(&b, "\ningress alone: %.0f/s, bare forwarder: %.0f/s, ratio %s (best of %v clients each)\n", bestOf["ingress"], bestOf["forwarder"], ratio, benchClients)
+	fmt.Fprintf(&b, "run took %v\n", took.Round(time.Second))
+	return b.String()
+}
