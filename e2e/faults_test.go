@@ -186,24 +186,6 @@ func waitDelivered(t *testing.T, p *pipeline, js jetstream.JetStream, recovered 
 	return time.Since(recovered)
 }
 
-// settled waits until every consumer has nothing pending nor unacked.
-func settled(t *testing.T, js jetstream.JetStream) {
-	t.Helper()
-	jstest.Eventually(t, time.Minute, "every consumer settled", func() bool {
-		for _, c := range [][2]string{{subject.WebhooksStream, "normalizer-default"}, {subject.InvoicesStream, "sink-archive"}, {subject.InvoicesStream, "sink-ledger"}, {subject.InvoicesStream, "sink-hook"}} {
-			cons, err := js.Consumer(t.Context(), c[0], c[1])
-			if err != nil {
-				continue // a sink this scenario does not run
-			}
-			info, err := cons.Info(t.Context())
-			if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
-				return false
-			}
-		}
-		return true
-	})
-}
-
 // account counts what became of the accepted webhooks: each must have
 // one canonical event of each wanted kind in INVOICES, the file sink and
 // SQL, and its created event delivered to the receiver.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,6 +162,8 @@ type pipeline struct {
 	receiver                         *receiver
 	fileSink, sqlSink                string
 	secret                           string
+	// metrics is each stage's metrics base URL, with pipelineOptions.metrics.
+	metrics map[string]string
 }
 
 // pipelineOptions adjust a pipeline.
@@ -175,6 +178,9 @@ type pipelineOptions struct {
 	sinks string
 	// sources is added to the sources file, after qonto/acme.
 	sources string
+	// metrics serves each stage's /metrics, /healthz and /readyz on a port
+	// of its own (pipeline.metrics).
+	metrics bool
 }
 
 const pipelineSecret = "qonto-acme-secret-of-the-fault-suite-0123"
@@ -207,10 +213,19 @@ func startPipeline(t testing.TB, o pipelineOptions) *pipeline {
 		return &proc{t: t, name: name, path: filepath.Join(bins, name), args: args, env: env, logDir: dir}
 	}
 	p.nats = mk("nats-server", []string{"-a", "127.0.0.1", "-p", strconv.Itoa(p.natsPort), "-js", "-sd", filepath.Join(dir, "nats")})
-	p.ingress = mk("ingress", nil, append(common, "INVOICEHUB_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(p.httpPort),
-		"INVOICEHUB_SOURCES_FILE="+sources, "QONTO_ACME_SECRET="+p.secret)...)
-	p.normalizer = mk("normalizer", nil, append(common, o.normalizerEnv...)...)
-	p.sinks = mk("sinks", nil, append(common, "INVOICEHUB_SINKS_FILE="+sinksFile)...)
+	metricsEnv := func(stageName string) []string {
+		if !o.metrics {
+			return nil
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		p.metrics[stageName] = "http://" + addr
+		return []string{"INVOICEHUB_METRICS_ADDR=" + addr} // the last value of a variable wins
+	}
+	p.metrics = map[string]string{}
+	p.ingress = mk("ingress", nil, slices.Concat(common, []string{"INVOICEHUB_HTTP_ADDR=127.0.0.1:" + strconv.Itoa(p.httpPort),
+		"INVOICEHUB_SOURCES_FILE=" + sources, "QONTO_ACME_SECRET=" + p.secret}, metricsEnv("ingress"))...)
+	p.normalizer = mk("normalizer", nil, slices.Concat(common, o.normalizerEnv, metricsEnv("normalizer"))...)
+	p.sinks = mk("sinks", nil, slices.Concat(common, []string{"INVOICEHUB_SINKS_FILE=" + sinksFile}, metricsEnv("sinks"))...)
 	t.Cleanup(func() {
 		for _, pr := range []*proc{p.ingress, p.normalizer, p.sinks, p.nats} {
 			pr.kill()
@@ -269,6 +284,25 @@ func (p *pipeline) connect() jetstream.JetStream {
 		p.t.Fatal(err)
 	}
 	return js
+}
+
+// settled waits until every consumer has nothing pending nor unacked.
+func settled(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	jstest.Eventually(t, time.Minute, "every consumer settled", func() bool {
+		for _, c := range [][2]string{{subject.WebhooksStream, "normalizer-default"}, {subject.InvoicesStream, "sink-archive"},
+			{subject.InvoicesStream, "sink-ledger"}, {subject.InvoicesStream, "sink-hook"}, {subject.DLQStream, "notify-oncall"}} {
+			cons, err := js.Consumer(t.Context(), c[0], c[1])
+			if err != nil {
+				continue // a sink this scenario does not run
+			}
+			info, err := cons.Info(t.Context())
+			if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // receiver is the http sink's target: it counts, per webhook-id, the

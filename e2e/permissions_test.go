@@ -172,6 +172,24 @@ func (rc *roleConn) deniedSubscribe(t *testing.T, subj string) {
 }
 
 // management is what no stage may do to JetStream.
+// operable shows rc may do what its stage's operators see: write its
+// delivery ledger entries and read the DLQ's counts.
+func operable(t *testing.T, rc *roleConn, stageName, consumer string) {
+	t.Helper()
+	allowed(t, "write its delivery ledger entry", func() error {
+		_, err := rc.js.Publish(short(t), subject.Ledger(stageName, consumer, "qonto:acme:inv-1"), []byte("{}"))
+		return err
+	})
+	allowed(t, "read the DLQ's counts", func() error {
+		s, err := rc.js.Stream(short(t), subject.DLQStream)
+		if err != nil {
+			return err
+		}
+		_, err = s.Info(short(t), jetstream.WithSubjectFilter("dlq.>"))
+		return err
+	})
+}
+
 func management(t *testing.T, rc *roleConn, role string) {
 	t.Helper()
 	rc.denied(t, role+": create a stream", func() error {
@@ -216,6 +234,10 @@ func TestRolesHaveExactlyTheirRights(t *testing.T) {
 			_, err := rc.js.Publish(refused(t), "invoices.v1.paid.qonto.acme", []byte("forged"))
 			return err
 		})
+		rc.denied(t, "write a delivery ledger entry", func() error {
+			_, err := rc.js.Publish(refused(t), subject.Ledger("sink", "archive", "qonto:acme:inv-1"), []byte("{}"))
+			return err
+		})
 		rc.deniedSubscribe(t, "_INBOX.>")
 		rc.deniedSubscribe(t, stage.InboxPrefix("sinks")+".>")
 		rc.deniedSubscribe(t, "invoices.v1.>")
@@ -251,6 +273,7 @@ func TestRolesHaveExactlyTheirRights(t *testing.T) {
 			_, err := rc.js.Publish(short(t), subject.DeadLetter("normalizer", "default"), []byte("x"))
 			return err
 		})
+		operable(t, rc, "normalizer", "default")
 		management(t, rc, "normalizer")
 		rc.denied(t, "consume a sink's durable", func() error {
 			c, err := rc.js.Consumer(refused(t), subject.InvoicesStream, "sink-archive")
@@ -274,6 +297,7 @@ func TestRolesHaveExactlyTheirRights(t *testing.T) {
 			_, err := rc.js.Publish(short(t), subject.DeadLetter("sink", "archive"), []byte("x"))
 			return err
 		})
+		operable(t, rc, "sink", "archive")
 		management(t, rc, "sinks")
 		rc.denied(t, "read the state bucket", func() error { _, err := rc.js.KeyValue(refused(t), normalizer.StateBucket); return err })
 		rc.denied(t, "consume the normalizer's durable", func() error {

@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	lastSeen *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -25,8 +26,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Webhook request latency, publish included, by provider and outcome.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, .75, 1, 2.5},
 		}, []string{"provider", "outcome"}),
+		lastSeen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "invoicehub", Subsystem: "ingress", Name: "source_last_seen_timestamp_seconds",
+			Help: "When the source's last genuine webhook was stored (accepted or duplicate), Unix seconds.",
+		}, []string{"provider", "source"}),
 	}
-	if err := stage.Register(reg, m.requests, m.duration); err != nil {
+	if err := stage.Register(reg, m.requests, m.duration, m.lastSeen); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -38,4 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) observe(providerName, source string, outcome string, d time.Duration) {
 	m.requests.WithLabelValues(providerName, source, outcome).Inc()
 	m.duration.WithLabelValues(providerName, outcome).Observe(d.Seconds())
+	if outcome == "accepted" || outcome == "duplicate" {
+		m.lastSeen.WithLabelValues(providerName, source).SetToCurrentTime()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/invoicehub/invoicehub/internal/stage"
+	"github.com/invoicehub/invoicehub/schemas"
 )
 
 type metrics struct {
@@ -11,6 +12,7 @@ type metrics struct {
 	unknown            *prometheus.CounterVec
 	arithmeticWarnings *prometheus.CounterVec
 	flushed            prometheus.Counter
+	publishedEvents    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -31,9 +33,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "invoicehub", Subsystem: "normalizer", Name: "announcements_flushed_total",
 			Help: "Announcements a reader found pending (a crash between a state write and its events) and published.",
 		}),
+		publishedEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "invoicehub", Subsystem: "normalizer", Name: "published_events_total",
+			Help: "Canonical events published (PubAck received; a repeat inside the duplicate window included), by kind and provider.",
+		}, []string{"kind", "provider"}),
 	}
-	if err := stage.Register(reg, m.processed, m.unknown, m.arithmeticWarnings, m.flushed); err != nil {
+	if err := stage.Register(reg, m.processed, m.unknown, m.arithmeticWarnings, m.flushed, m.publishedEvents); err != nil {
 		return nil, err
+	}
+	for _, p := range schemas.Providers { // exported at 0 from the start, so that rates and alerts see them
+		m.unknown.WithLabelValues(p)
+		m.arithmeticWarnings.WithLabelValues(p)
 	}
 	return m, nil
 }
@@ -52,4 +62,8 @@ func (m *metrics) unknownStatus(providerName string) {
 
 func (m *metrics) arithmetic(providerName string) {
 	m.arithmeticWarnings.WithLabelValues(providerName).Inc()
+}
+
+func (m *metrics) published(kind schemas.Kind, providerName string) {
+	m.publishedEvents.WithLabelValues(string(kind), providerName).Inc()
 }

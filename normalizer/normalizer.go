@@ -308,6 +308,9 @@ func (n *Normalizer) publish(ctx context.Context, events []Canonical) error {
 			return fmt.Errorf("normalizer: publish: %w", ctx.Err())
 		}
 	}
+	for _, c := range events {
+		n.metrics.published(c.Data.Event.Kind, c.Data.Invoice.Provider)
+	}
 	return nil
 }
 

@@ -10,15 +10,18 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/stage"
 )
 
 // Config is the sinks binary's configuration: the common stage variables
-// (package stage) and INVOICEHUB_SINKS_FILE, the sinks file (ParseSpecs).
+// (package stage) and INVOICEHUB_SINKS_FILE, the sinks file (ParseFile).
 type Config struct {
 	Stage stage.Config
-	// Specs are the sinks of the file, their consumers tuned by Stage.
-	Specs []Spec
+	// Specs are the sinks of the file, Notify its notifiers, their
+	// consumers tuned by Stage.
+	Specs  []Spec
+	Notify []NotifySpec
 }
 
 // LoadConfig reads the configuration and the sinks file, returning every
@@ -36,14 +39,31 @@ func LoadConfig(getenv stage.Env, readFile stage.ReadFile) (Config, error) {
 	case err != nil:
 		errs = append(errs, fmt.Errorf("INVOICEHUB_SINKS_FILE: %w", err))
 	default:
-		if c.Specs, err = ParseSpecs(bytes.NewReader(body)); err != nil {
+		f, err := ParseFile(bytes.NewReader(body))
+		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", file, err))
 		}
+		c.Specs, c.Notify = f.Sinks, f.Notify
 	}
 	for i := range c.Specs {
 		c.Specs[i].AckWait, c.Specs[i].Heartbeat, c.Specs[i].DrainTimeout = common.AckWait, common.PullHeartbeat, common.ShutdownGrace
 	}
+	for i := range c.Notify {
+		c.Notify[i].AckWait, c.Notify[i].Heartbeat, c.Notify[i].DrainTimeout = common.AckWait, common.PullHeartbeat, common.ShutdownGrace
+	}
 	return c, errors.Join(errs...)
+}
+
+// Consumers returns the consumers of the sinks and notifiers, for setup.
+func (c Config) Consumers() []consume.Config {
+	var out []consume.Config
+	for _, s := range c.Specs {
+		out = append(out, s.ConsumeConfig())
+	}
+	for _, n := range c.Notify {
+		out = append(out, n.ConsumeConfig())
+	}
+	return out
 }
 
 // Serve builds every sink of specs from types, all before any runs (a
@@ -74,6 +94,9 @@ func Serve(ctx context.Context, js jetstream.JetStream, specs []Spec, types *Reg
 	var wg sync.WaitGroup
 	errs := make([]error, len(specs))
 	for i, spec := range specs {
+		if deps.Hooks != nil {
+			spec.Hooks = deps.Hooks(spec.ConsumeConfig())
+		}
 		wg.Go(func() { errs[i] = Run(ctx, js, spec, built[i], log) })
 	}
 	log.Info("sinks started", "count", len(specs))

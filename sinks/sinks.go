@@ -82,12 +82,24 @@ type Build struct {
 	Secrets stage.Secrets
 }
 
+// ScopedMetrics is reg with the label sink=<id> on every metric, or, with
+// a nil reg, a registry that exports nothing.
+func ScopedMetrics(reg prometheus.Registerer, id string) prometheus.Registerer {
+	if reg == nil {
+		return prometheus.NewRegistry()
+	}
+	return prometheus.WrapRegistererWith(prometheus.Labels{"sink": id}, reg)
+}
+
 // Deps are what a process gives every sink it builds.
 type Deps struct {
 	Log *slog.Logger
 	// Metrics registers the sinks' metrics; nil registers none.
 	Metrics prometheus.Registerer
 	Secrets stage.Secrets
+	// Hooks, if set, gives each sink's consumer its hooks (Serve calls it
+	// once per spec: observe.Stage.Hooks).
+	Hooks func(consume.Config) consume.Hooks
 }
 
 // Options are a sink's type-specific settings (path, url, dsn...), as
@@ -168,11 +180,7 @@ func (r *Registry) New(ctx context.Context, spec Spec, deps Deps) (Sink, error) 
 		return nil, fmt.Errorf("%w %q (sink %q); known: %v", ErrUnknownType, spec.Type, spec.ID, r.Types())
 	}
 	log := cmp.Or(deps.Log, slog.New(slog.DiscardHandler))
-	var metrics prometheus.Registerer = prometheus.NewRegistry() // registers, exports nothing
-	if deps.Metrics != nil {
-		metrics = prometheus.WrapRegistererWith(prometheus.Labels{"sink": spec.ID}, deps.Metrics)
-	}
-	s, err := f(ctx, Build{ID: spec.ID, Options: spec.Options, Log: log.With("sink", spec.ID), Metrics: metrics, Secrets: deps.Secrets})
+	s, err := f(ctx, Build{ID: spec.ID, Options: spec.Options, Log: log.With("sink", spec.ID), Metrics: ScopedMetrics(deps.Metrics, spec.ID), Secrets: deps.Secrets})
 	if err != nil {
 		return nil, fmt.Errorf("sinks: %s sink %q: %w", spec.Type, spec.ID, err)
 	}

@@ -6,14 +6,22 @@ import (
 	"io"
 	"time"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/stage"
+	"github.com/invoicehub/invoicehub/schemas/subject"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/invoicehub/invoicehub/schemas"
 )
 
-// ParseSpecs reads a sinks file:
+// File is a sinks file: the sinks, and the notifiers of dead letters.
+type File struct {
+	Sinks  []Spec
+	Notify []NotifySpec
+}
+
+// ParseFile reads a sinks file:
 //
 //	sinks:
 //	  - id: archive              # consumer sink-archive, dead letters dlq.sink.archive
@@ -24,9 +32,13 @@ import (
 //	    max_attempts: 10
 //	    backoff: {base: 1s, max: 5m}
 //	    options: {path: /data/invoices.jsonl}
+//	notify:                      # optional: a signed message per dead letter
+//	  - id: oncall               # consumer notify-oncall on the DLQ
+//	    options: {url: "https://hooks.example.com/invoicehub", secret_env: ONCALL_WHSEC}
 //
-// It returns every problem found, joined, and no specs if there is any.
-func ParseSpecs(r io.Reader) ([]Spec, error) {
+// Notifier options are the http sink's. It returns every problem found,
+// joined, and nothing if there is any.
+func ParseFile(r io.Reader) (File, error) {
 	var f struct {
 		Sinks []struct {
 			ID          string                     `yaml:"id"`
@@ -38,11 +50,15 @@ func ParseSpecs(r io.Reader) ([]Spec, error) {
 			Backoff     struct{ Base, Max string } `yaml:"backoff"`
 			Options     map[string]any             `yaml:"options"`
 		} `yaml:"sinks"`
+		Notify []struct {
+			ID      string         `yaml:"id"`
+			Options map[string]any `yaml:"options"`
+		} `yaml:"notify"`
 	}
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("sinks: %w", stage.YAMLError(err))
+		return File{}, fmt.Errorf("sinks: %w", stage.YAMLError(err))
 	}
 	var errs []error
 	var specs []Spec
@@ -75,8 +91,37 @@ func ParseSpecs(r io.Reader) ([]Spec, error) {
 	if len(f.Sinks) == 0 {
 		errs = append(errs, errors.New("sinks: no sinks declared"))
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	var notify []NotifySpec
+	for i, n := range f.Notify {
+		if !idSyntax.MatchString(n.ID) {
+			errs = append(errs, fmt.Errorf("notify[%d] (%s): id: want lower-case letters, digits, '-' or '_'", i, n.ID))
+		}
+		notify = append(notify, NotifySpec{ID: n.ID, Options: n.Options})
 	}
-	return specs, nil
+	if len(errs) > 0 {
+		return File{}, errors.Join(errs...)
+	}
+	return File{Sinks: specs, Notify: notify}, nil
+}
+
+// NotifySpec configures one notifier: a consumer of the DLQ that posts a
+// signed Standard Webhooks message for every dead letter of the
+// normalizer and the sinks (package notify).
+type NotifySpec struct {
+	ID      string
+	Options Options // the http sink's
+	// AckWait, Heartbeat and DrainTimeout come from the stage (LoadConfig).
+	AckWait, Heartbeat, DrainTimeout time.Duration
+	Hooks                            consume.Hooks
+}
+
+// ConsumeConfig returns the notifier's consumer: notify-<id> on the DLQ,
+// reading the normalizer's and the sinks' dead letters (never the
+// notifiers' own, which go to dlq.notify.<id>).
+func (n NotifySpec) ConsumeConfig() consume.Config {
+	return consume.Config{
+		Stage: "notify", ID: n.ID, Stream: subject.DLQStream,
+		FilterSubjects: []string{subject.DLQRoot + ".normalizer.>", subject.DLQRoot + ".sink.>"},
+		AckWait:        n.AckWait, Heartbeat: n.Heartbeat, DrainTimeout: n.DrainTimeout, Hooks: n.Hooks,
+	}
 }

@@ -8,8 +8,8 @@ import (
 	"github.com/invoicehub/invoicehub/schemas"
 )
 
-func TestParseSpecs(t *testing.T) {
-	specs, err := ParseSpecs(strings.NewReader(`
+func TestParseFile(t *testing.T) {
+	f, err := ParseFile(strings.NewReader(`
 sinks:
   - id: archive
     type: file
@@ -18,9 +18,15 @@ sinks:
     backoff: {base: 2s, max: 2s}
     options: {path: /data/x.jsonl}
   - {id: all, type: file, options: {path: /data/all.jsonl}}
+notify:
+  - {id: oncall, options: {url: "https://hooks.example.com/x"}}
 `))
 	if err != nil {
 		t.Fatal(err)
+	}
+	specs := f.Sinks
+	if len(f.Notify) != 1 || f.Notify[0].ConsumeConfig().Durable() != "notify-oncall" {
+		t.Fatalf("notify %+v", f.Notify)
 	}
 	a := specs[0]
 	if len(specs) != 2 || a.ID != "archive" || a.Kinds[0] != schemas.KindPaid || a.Backoff.Base != 2*time.Second || a.Backoff.Max != 2*time.Second || a.Options["path"] != "/data/x.jsonl" {
@@ -28,8 +34,8 @@ sinks:
 	}
 }
 
-func TestParseSpecsReportsEveryProblem(t *testing.T) {
-	_, err := ParseSpecs(strings.NewReader(`
+func TestParseFileReportsEveryProblem(t *testing.T) {
+	_, err := ParseFile(strings.NewReader(`
 sinks:
   - {id: a, type: file, kinds: [refunded], backoff: {base: soon}}
   - {id: a, type: file}
@@ -43,10 +49,10 @@ sinks:
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
 	}
-	if _, err := ParseSpecs(strings.NewReader("sinks: []\n")); err == nil {
+	if _, err := ParseFile(strings.NewReader("sinks: []\n")); err == nil {
 		t.Error("empty file accepted")
 	}
-	if _, err := ParseSpecs(strings.NewReader("sinks:\n  - {id: a, type: file, colour: red}\n")); err == nil {
+	if _, err := ParseFile(strings.NewReader("sinks:\n  - {id: a, type: file, colour: red}\n")); err == nil {
 		t.Error("unknown field accepted")
 	}
 }

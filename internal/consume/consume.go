@@ -41,9 +41,11 @@ import (
 
 // Delivery is one message handed to a Handler.
 type Delivery struct {
-	Subject string
-	Header  nats.Header
-	Data    []byte
+	// Stage and ConsumerID name the consumer it came through (Config).
+	Stage, ConsumerID string
+	Subject           string
+	Header            nats.Header
+	Data              []byte
 	// Stream and Sequence locate the message in its stream.
 	Stream   string
 	Sequence uint64

@@ -116,7 +116,7 @@ func (c *consumer) giveBackBuffered(it jetstream.MessagesContext) {
 }
 
 func (c *consumer) delivery(jm jetstream.Msg) *Delivery {
-	d := &Delivery{Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data(), Attempt: 1, msg: jm}
+	d := &Delivery{Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data(), Attempt: 1, Stage: c.cfg.Stage, ConsumerID: c.cfg.ID, msg: jm}
 	if meta, err := jm.Metadata(); err == nil {
 		d.Stream, d.Sequence, d.Attempt, d.Stored = meta.Stream, meta.Sequence.Stream, meta.NumDelivered, meta.Timestamp
 	}

@@ -41,3 +41,23 @@ type Observer interface {
 type nopObserver struct{}
 
 func (nopObserver) Observe(*Delivery, Outcome) {}
+
+// Observers returns an Observer telling each of obs in turn; nil ones are
+// left out.
+func Observers(obs ...Observer) Observer {
+	var all multiObserver
+	for _, o := range obs {
+		if o != nil {
+			all = append(all, o)
+		}
+	}
+	return all
+}
+
+type multiObserver []Observer
+
+func (m multiObserver) Observe(d *Delivery, o Outcome) {
+	for _, ob := range m {
+		ob.Observe(d, o)
+	}
+}

@@ -24,6 +24,7 @@ const (
 	HeaderStreamSeq    = "Dlq-Stream-Seq"    // the original stream sequence
 	HeaderSubject      = "Dlq-Subject"       // the original subject
 	HeaderConsumer     = "Dlq-Consumer"      // the durable consumer that gave up
+	HeaderKey          = "Dlq-Key"           // the delivery's ordering key (the invoice), if any
 )
 
 // Error classes of a dead letter.
@@ -174,8 +175,11 @@ func (c *consumer) deadLetterMsg(d *Delivery, o Outcome) *nats.Msg {
 	for k, v := range map[string]string{
 		HeaderReason: headerValue(o.Err.Error()), HeaderErrorClass: o.Class, HeaderAttempts: strconv.FormatUint(d.Attempt, 10),
 		HeaderFirstFailure: d.firstFailure.Format(time.RFC3339Nano), HeaderLastFailure: time.Now().UTC().Format(time.RFC3339Nano),
-		HeaderStream: d.Stream, HeaderStreamSeq: seq, HeaderSubject: d.Subject, HeaderConsumer: c.cfg.Durable(),
+		HeaderStream: d.Stream, HeaderStreamSeq: seq, HeaderSubject: d.Subject, HeaderConsumer: c.cfg.Durable(), HeaderKey: d.Key,
 	} {
+		if v == "" {
+			continue
+		}
 		header.Set(k, v)
 	}
 	header.Set(jetstream.MsgIDHeader, "dlq:"+c.cfg.Durable()+":"+d.Stream+":"+seq)

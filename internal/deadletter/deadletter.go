@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/internal/consume"
+	"github.com/invoicehub/invoicehub/internal/ledger"
 	"github.com/invoicehub/invoicehub/internal/streams"
 	"github.com/invoicehub/invoicehub/schemas/subject"
 )
@@ -103,8 +104,8 @@ func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error
 	return letter(m.Subject, m.Sequence, m.Time, m.Header, m.Data), nil
 }
 
-// Replay sends the dead letter at seq back to its consumer and removes it
-// from the DLQ. The republished message keeps the original headers (the
+// Replay sends the dead letter at seq back to its consumer, records it in
+// the delivery ledger, and removes it from the DLQ. The republished message keeps the original headers (the
 // ce-* attributes) and body; its dedup id is unique to this dead letter.
 func Replay(ctx context.Context, js jetstream.JetStream, seq uint64) error {
 	l, err := Get(ctx, js, seq)
@@ -123,6 +124,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, seq uint64) error {
 	h.Set(jetstream.MsgIDHeader, "replay:"+strconv.FormatUint(seq, 10)+":"+l.Header.Get(consume.HeaderStreamSeq))
 	msg := &nats.Msg{Subject: subject.Replay(l.Stage, l.Consumer), Header: h, Data: l.Data}
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("deadletter: replay %d: %w", seq, err)
+	}
+	if err := ledger.Replayed(ctx, js, l.Stage, l.Consumer, l.Header); err != nil {
 		return fmt.Errorf("deadletter: replay %d: %w", seq, err)
 	}
 	return remove(ctx, js, seq)

@@ -6,6 +6,7 @@
 //	INVOICES  invoices.v1.>  canonical invoice events
 //	          replay.sink.>  dead letters sent back to one sink
 //	DLQ       dlq.>          dead letters with their reason
+//	LEDGER    ledger.>       every delivery attempt (bounded: 7 days, 1 GiB)
 //
 // All three use file storage and limits retention; WEBHOOKS and INVOICES
 // drop a repeated Nats-Msg-Id inside the duplicate window.
@@ -35,6 +36,11 @@ type Config struct {
 	InvoicesMaxAge time.Duration
 	// DLQMaxAge keeps dead letters. Default 90 days.
 	DLQMaxAge time.Duration
+	// LedgerMaxAge and LedgerMaxBytes bound the delivery ledger; the
+	// oldest entries go first. Defaults 7 days and 1 GiB (an entry is
+	// about 400 bytes: some 2.7 million attempts).
+	LedgerMaxAge   time.Duration
+	LedgerMaxBytes int64
 	// Memory stores streams in memory instead of files; for tests only.
 	Memory bool
 }
@@ -47,6 +53,8 @@ func (c Config) withDefaults() Config {
 	c.WebhooksMaxAge = cmp.Or(c.WebhooksMaxAge, 30*day)
 	c.InvoicesMaxAge = cmp.Or(c.InvoicesMaxAge, 30*day)
 	c.DLQMaxAge = cmp.Or(c.DLQMaxAge, 90*day)
+	c.LedgerMaxAge = cmp.Or(c.LedgerMaxAge, 7*day)
+	c.LedgerMaxBytes = cmp.Or(c.LedgerMaxBytes, 1<<30)
 	return c
 }
 
@@ -57,7 +65,7 @@ func (c Config) storage() jetstream.StorageType {
 	return jetstream.FileStorage
 }
 
-// Configs returns the three stream configurations.
+// Configs returns the four stream configurations.
 func (c Config) Configs() []jetstream.StreamConfig {
 	c = c.withDefaults()
 	return []jetstream.StreamConfig{
@@ -94,6 +102,18 @@ func (c Config) Configs() []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.DLQMaxAge,
 			Duplicates:  c.DuplicateWindow,
+			Discard:     jetstream.DiscardOld,
+			AllowDirect: true,
+		},
+		{
+			Name:        subject.LedgerStream,
+			Description: "invoicehub delivery ledger: every attempt of every consumer",
+			Subjects:    []string{subject.LedgerRoot + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     c.storage(),
+			Replicas:    c.Replicas,
+			MaxAge:      c.LedgerMaxAge,
+			MaxBytes:    c.LedgerMaxBytes,
 			Discard:     jetstream.DiscardOld,
 			AllowDirect: true,
 		},

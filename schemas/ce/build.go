@@ -154,6 +154,9 @@ func newCanonical(d schemas.EventData, data []byte, rawID string, version int64,
 	e.SetExtension(ExtPartitionKey, inv.ID)
 	e.SetExtension(ExtInvoiceVersion, strconv.FormatInt(version, 10))
 	e.SetExtension(ExtSequenceDeprecated, strconv.FormatInt(version, 10))
+	if headerSafe(inv.Number) {
+		e.SetExtension(ExtInvoiceNumber, inv.Number)
+	}
 	if traceparent != "" {
 		e.SetExtension(ExtTraceParent, traceparent)
 	}
@@ -187,4 +190,18 @@ func ParseInvoiceVersion(e *event.Event) (int64, error) {
 		return 0, fmt.Errorf("ce: %s %q: %w", name, s, err)
 	}
 	return n, nil
+}
+
+// headerSafe reports whether s can be an extension carried in a NATS
+// header as it is: not empty, at most 128 bytes, no control character.
+func headerSafe(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -37,7 +37,11 @@ const (
 	// within a source), which it is not. Canonical events carry both
 	// through v1; readers prefer invoiceversion. Removed in v2.
 	ExtSequenceDeprecated = "sequence"
-	ExtTraceParent        = "traceparent"
+	// ExtInvoiceNumber is the invoice's number as the provider shows it
+	// (absent when it has none yet), for finding an invoice by the number
+	// people quote.
+	ExtInvoiceNumber = "invoicenumber"
+	ExtTraceParent   = "traceparent"
 	// ExtVerifiedKey is the index, in the source's secret list, of the
 	// secret that verified a raw webhook.
 	ExtVerifiedKey = "verifiedkey"

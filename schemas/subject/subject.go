@@ -6,6 +6,8 @@
 //	dlq.<stage>.<consumer>                       dead letters (stream DLQ)
 //	replay.<stage>.<consumer>                    dead letters sent back to one consumer
 //	                                             (in the stage's input stream)
+//	ledger.<stage>.<consumer>.<invoice>          the delivery ledger: one entry per
+//	                                             attempt (stream LEDGER)
 //
 // Every variable token is escaped with Token, so a value can never add a
 // level or a wildcard to a subject.
@@ -21,6 +23,7 @@ const (
 	WebhooksStream = "WEBHOOKS" // raw webhooks, body byte-for-byte (the archive)
 	InvoicesStream = "INVOICES" // canonical invoice events
 	DLQStream      = "DLQ"      // dead letters with their reason
+	LedgerStream   = "LEDGER"   // every delivery attempt, for operators
 )
 
 // Roots of the subject spaces.
@@ -29,6 +32,7 @@ const (
 	InvoicesRoot = "invoices.v1"
 	DLQRoot      = "dlq"
 	ReplayRoot   = "replay"
+	LedgerRoot   = "ledger"
 )
 
 // Token escapes s into a single subject token. Letters, digits, '-' and '_'
@@ -87,6 +91,19 @@ func DeadLetter(stage, consumer string) string {
 // reaches only that consumer, which filters on it.
 func Replay(stage, consumer string) string {
 	return ReplayRoot + "." + Token(stage) + "." + Token(consumer)
+}
+
+// Ledger returns ledger.<stage>.<consumer>.<invoice>, where one invoice's
+// attempts on one consumer are recorded ("" for a delivery of no known
+// invoice).
+func Ledger(stage, consumer, invoice string) string {
+	return LedgerRoot + "." + Token(stage) + "." + Token(consumer) + "." + Token(invoice)
+}
+
+// LedgerOfInvoice returns the filter over every consumer's entries of one
+// invoice.
+func LedgerOfInvoice(invoice string) string {
+	return LedgerRoot + ".*.*." + Token(invoice)
 }
 
 // InvoiceFilter returns a filter over canonical subjects; an empty argument

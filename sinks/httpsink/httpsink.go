@@ -149,20 +149,26 @@ func New(cfg Config) (*Sink, error) {
 
 // Deliver posts the event; see the package comment for what an answer means.
 func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
-	if s.closed.Load() {
-		return errors.New("httpsink: sink is closed")
-	}
 	body, err := json.Marshal(e.CloudEvent)
 	if err != nil {
 		return consume.Permanent(fmt.Errorf("httpsink: encode %s: %w", e.ID(), err))
+	}
+	return s.Post(ctx, e.ID(), "application/cloudevents+json", body)
+}
+
+// Post sends body as a Standard Webhooks message of id (webhook-id) and
+// classifies the answer as Deliver does.
+func (s *Sink) Post(ctx context.Context, id, contentType string, body []byte) error {
+	if s.closed.Load() {
+		return errors.New("httpsink: sink is closed")
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return consume.Permanent(fmt.Errorf("httpsink: %w", err))
 	}
-	req.Header.Set("Content-Type", "application/cloudevents+json")
+	req.Header.Set("Content-Type", contentType)
 	tracing.Inject(ctx, req.Header)
-	standardwebhooks.Sign(req.Header, s.cfg.Key, e.ID(), s.now(), body)
+	standardwebhooks.Sign(req.Header, s.cfg.Key, id, s.now(), body)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		s.count("error")
@@ -173,12 +179,12 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
-		return fmt.Errorf("httpsink: post %s: %w", e.ID(), err)
+		return fmt.Errorf("httpsink: post %s: %w", id, err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
 	s.count(strconv.Itoa(resp.StatusCode))
-	return classify(resp, e.ID(), s.now())
+	return classify(resp, id, s.now())
 }
 
 // classify turns an answer into nil, a retry (with its Retry-After) or a

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/invoicehub/invoicehub/internal/observe"
 	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/normalizer"
 )
@@ -29,15 +30,19 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 	}
 	defer nc.Drain()
 	reg := stage.Registry()
-	ready := stage.NewReadiness(nc, 1)
-	cfg.Registerer, cfg.Hooks.Bound = reg, ready.Bound
+	obs, err := observe.New(nc, js, reg, 1, log)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	cfg.Registerer, cfg.Hooks = reg, obs.Hooks(cfg.ConsumeConfig())
 	n, err := normalizer.New(ctx, js, cfg, log)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
 	go func() {
-		if err := cfg.Stage.ServeMetrics(ctx, reg, ready.Check, log); err != nil {
+		if err := cfg.Stage.ServeMetrics(ctx, reg, obs.Ready, log); err != nil {
 			log.Error("metrics", "err", err)
 		}
 	}()

@@ -1,17 +1,21 @@
 // Command sinks delivers canonical invoice events to the sinks declared in
-// INVOICEHUB_SINKS_FILE (see sinks.ParseSpecs), one durable consumer each.
+// INVOICEHUB_SINKS_FILE (see sinks.ParseFile), one durable consumer each.
 // Configuration: see sinks.LoadConfig and package stage.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
+	"github.com/invoicehub/invoicehub/internal/observe"
 	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/sinks"
 	"github.com/invoicehub/invoicehub/sinks/builtin"
+	"github.com/invoicehub/invoicehub/sinks/notify"
 )
 
 func main() { stage.Main(run) }
@@ -31,17 +35,32 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 	}
 	defer nc.Drain()
 	reg := stage.Registry()
-	ready := stage.NewReadiness(nc, len(cfg.Specs))
-	for i := range cfg.Specs {
-		cfg.Specs[i].Hooks.Bound = ready.Bound
+	obs, err := observe.New(nc, js, reg, len(cfg.Specs)+len(cfg.Notify), log)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
 	}
 	go func() {
-		if err := cfg.Stage.ServeMetrics(ctx, reg, ready.Check, log); err != nil {
+		if err := cfg.Stage.ServeMetrics(ctx, reg, obs.Ready, log); err != nil {
 			log.Error("metrics", "err", err)
 		}
 	}()
-	deps := sinks.Deps{Log: log, Metrics: reg, Secrets: cfg.Stage.Secrets}
-	if err := sinks.Serve(ctx, js, cfg.Specs, builtin.Registry(), deps); err != nil {
+	deps := sinks.Deps{Log: log, Metrics: reg, Secrets: cfg.Stage.Secrets, Hooks: obs.Hooks}
+	// The sinks and the notifiers run until ctx ends, or until either fails.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var errs [2]error
+	stopOnError := func(i int, err error) {
+		if errs[i] = err; err != nil {
+			cancel()
+		}
+	}
+	wg.Go(func() { stopOnError(0, sinks.Serve(runCtx, js, cfg.Specs, builtin.Registry(), deps)) })
+	wg.Go(func() { stopOnError(1, notify.Serve(runCtx, js, cfg.Notify, deps)) })
+	wg.Wait()
+	err = errors.Join(errs[:]...)
+	if err != nil {
 		log.Error("run", "err", err)
 		return 1
 	}

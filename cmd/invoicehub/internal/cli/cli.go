@@ -32,6 +32,9 @@ var commands = map[string]command{
 	"send":   {"post a correctly signed sample webhook (send qonto)", runSend},
 	"replay": {"re-normalize raw webhooks into canonical events, without duplicates", runReplay},
 	"dlq":    {"list, show, replay or purge dead letters", runDLQ},
+	"trace":  {"the journey of one invoice: webhooks, canonical events, every delivery attempt", runTrace},
+	"status": {"streams, consumers' lag, sinks' last hour, dead letters, sources", runStatus},
+	"tail":   {"print canonical events as they are published", runTail},
 }
 
 // Run runs the subcommand named by args[0] and returns the exit code.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/invoicehub/invoicehub/ingress"
 	"github.com/invoicehub/invoicehub/ingress/provider"
+	"github.com/invoicehub/invoicehub/internal/observe"
 	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/normalizer"
 	"github.com/invoicehub/invoicehub/sinks"
@@ -123,17 +124,21 @@ func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (_ *dev, err
 	common := stage.Config{ShutdownGrace: cfg.grace}
 	ncfg := normalizer.Config{Stage: common}
 	specs := d.sinkSpecs()
-	if err := setup(ctx, js, ncfg, specs, log); err != nil {
+	if err := setup(ctx, js, ncfg, sinks.Config{Specs: specs}.Consumers(), log); err != nil {
 		return nil, err
 	}
 	reg := stage.Registry()
-	ncfg.Registerer = reg
-	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	d.stopWork = stopWork
-	if err := d.startConsumers(workCtx, js, ncfg, specs, reg); err != nil {
+	obs, err := observe.New(d.nc, js, reg, 1+len(specs), log)
+	if err != nil {
 		return nil, err
 	}
-	if err := d.startIngress(ctx, js, reg); err != nil {
+	ncfg.Registerer, ncfg.Hooks = reg, obs.Hooks(ncfg.ConsumeConfig())
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopWork = stopWork
+	if err := d.startConsumers(workCtx, js, ncfg, specs, reg, obs); err != nil {
+		return nil, err
+	}
+	if err := d.startIngress(ctx, js, reg, obs); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -165,13 +170,13 @@ func (d *dev) sinkSpecs() []sinks.Spec {
 }
 
 // startConsumers runs the normalizer and the sinks as their binaries do.
-func (d *dev) startConsumers(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, specs []sinks.Spec, reg prometheus.Registerer) error {
+func (d *dev) startConsumers(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, specs []sinks.Spec, reg prometheus.Registerer, obs *observe.Stage) error {
 	n, err := normalizer.New(ctx, js, ncfg, d.log)
 	if err != nil {
 		return err
 	}
 	d.goConsume(func() error { return n.Run(ctx, ncfg) })
-	deps := sinks.Deps{Log: d.log, Metrics: reg, Secrets: stage.Secrets{Getenv: os.Getenv, ReadFile: os.ReadFile}}
+	deps := sinks.Deps{Log: d.log, Metrics: reg, Secrets: stage.Secrets{Getenv: os.Getenv, ReadFile: os.ReadFile}, Hooks: obs.Hooks}
 	d.goConsume(func() error { return sinks.Serve(ctx, js, specs, builtin.Registry(), deps) })
 	return nil
 }
@@ -186,7 +191,7 @@ func (d *dev) goConsume(run func() error) {
 
 // startIngress serves the demo sources, and the metrics beside them, as
 // the ingress binary serves its sources.
-func (d *dev) startIngress(ctx context.Context, js jetstream.JetStream, reg *prometheus.Registry) error {
+func (d *dev) startIngress(ctx context.Context, js jetstream.JetStream, reg *prometheus.Registry, obs *observe.Stage) error {
 	var sources []ingress.Source
 	for _, name := range provider.Names() {
 		p, _ := provider.Lookup(name)
@@ -198,7 +203,10 @@ func (d *dev) startIngress(ctx context.Context, js jetstream.JetStream, reg *pro
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", srv.Handler())
-	mux.Handle("GET /metrics", stage.MetricsHandler(reg, srv.Ready))
+	ops := stage.MetricsHandler(reg, func() error { return errors.Join(srv.Ready(), obs.Ready()) })
+	for _, path := range []string{"GET /metrics", "GET /readyz"} {
+		mux.Handle(path, ops)
+	}
 	ln, err := stage.Listen(d.cfg.httpAddr, 4096, time.Second)
 	if err != nil {
 		return fmt.Errorf("ingress: %w", err)
@@ -225,9 +233,10 @@ invoicehub dev is running.
                      %s   (SQLite: sqlite3 %s 'select id, status, total, due from invoices')
   NATS / JetStream   %s   (subjects invoices.v1.>, store in %s)
   metrics            %s/metrics
+  operate            invoicehub status | trace <invoice id or number> | tail | dlq ls   (-nats %s)
 
 Ctrl-C stops it gracefully.
-`, d.httpURL, DevSource, provider.Names(), DevSecret, strings.Join(slices.DeleteFunc(samplers(), func(n string) bool { return n == "qonto" }), ", "), d.sinkFile, d.sinkDB, d.sinkDB, d.nats.ClientURL(), filepath.Join(d.cfg.dataDir, "nats"), d.httpURL)
+`, d.httpURL, DevSource, provider.Names(), DevSecret, strings.Join(slices.DeleteFunc(samplers(), func(n string) bool { return n == "qonto" }), ", "), d.sinkFile, d.sinkDB, d.sinkDB, d.nats.ClientURL(), filepath.Join(d.cfg.dataDir, "nats"), d.httpURL, d.nats.ClientURL())
 }
 
 // shutdown drains in order: HTTP (requests in flight finish with their

@@ -39,17 +39,16 @@ func runSetup(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return fmt.Errorf("bad configuration:\n%w", err)
 	}
-	specs := scfg.Specs
 	log := logger(env)
 	nc, js, err := ncfg.Stage.Connect(ctx, "setup", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	if err := setup(ctx, js, ncfg, specs, log); err != nil {
+	if err := setup(ctx, js, ncfg, scfg.Consumers(), log); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "set up: streams, the normalizer's state bucket and consumer, %d sink consumers\n", len(specs))
+	fmt.Fprintf(env.Stdout, "set up: streams, the normalizer's state bucket and consumer, %d sink and %d notifier consumers\n", len(scfg.Specs), len(scfg.Notify))
 	return nil
 }
 
@@ -59,10 +58,10 @@ const setupWait = time.Minute
 
 // setup creates or updates the streams, the state bucket and the durable
 // consumers, retrying while JetStream is not ready.
-func setup(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, specs []sinks.Spec, log *slog.Logger) error {
+func setup(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, consumers []consume.Config, log *slog.Logger) error {
 	deadline := time.Now().Add(setupWait)
 	for {
-		err := setupOnce(ctx, js, ncfg, specs)
+		err := setupOnce(ctx, js, ncfg, consumers)
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
@@ -75,7 +74,7 @@ func setup(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, 
 	}
 }
 
-func setupOnce(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, specs []sinks.Spec) error {
+func setupOnce(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, consumers []consume.Config) error {
 	if err := streams.Ensure(ctx, js, ncfg.Stage.Streams); err != nil {
 		return err
 	}
@@ -83,8 +82,8 @@ func setupOnce(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Conf
 		return err
 	}
 	errs := []error{consume.Ensure(ctx, js, ncfg.ConsumeConfig())}
-	for _, spec := range specs {
-		errs = append(errs, consume.Ensure(ctx, js, spec.ConsumeConfig()))
+	for _, cc := range consumers {
+		errs = append(errs, consume.Ensure(ctx, js, cc))
 	}
 	return errors.Join(errs...)
 }
