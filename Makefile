@@ -29,8 +29,10 @@ test-docker: images ## the container tier: the project's images with testcontain
 	cd e2e && GOWORK=off $(GO) test -tags docker -count=1 -run '^TestContainers' ./...
 
 test-faults: ## the fault suite: real processes, kills, restarts, resends; exact counts per scenario (and the cluster scenario when Docker runs)
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images && cd e2e && GOWORK=off $(GO) test -tags "faults docker" -count=1 -timeout 20m -run '^TestFaults' ./...; \
-	else echo "== fault suite without the cluster scenario: Docker is not reachable"; cd e2e && GOWORK=off $(GO) test -tags faults -count=1 -timeout 20m -run '^TestFaults' ./...; fi
+	@report=$$(mktemp); tags=faults; \
+	if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images && tags="faults docker"; \
+	else echo "== fault suite without the cluster scenario: Docker is not reachable"; fi; \
+	cd e2e && INVOICEHUB_FAULTS_REPORT=$$report GOWORK=off $(GO) test -tags "$$tags" -count=1 -timeout 20m -run '^TestFaults' ./... && cat $$report
 
 check: fmt vet ## formatting and vet across the workspace
 

@@ -52,7 +52,7 @@ func BenchmarkIngressVsPublish(b *testing.B) {
 		b.Fatal(err)
 	}
 	key := provider.NewSecret([]byte("bench-secret-0123456789abcdef0123"))
-	src := Source{Provider: "qonto", ID: "bench", MaxBody: DefaultMaxBody, Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{key}}}
+	src := Source{Provider: "qonto", ID: "bench", Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{key}}}
 	s, err := New(nc, js, []Source{src}, Options{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -149,5 +150,14 @@ func (c Config) ServeMetrics(ctx context.Context, reg *prometheus.Registry, read
 	if err != nil {
 		return err
 	}
-	return Serve(ctx, ln, MetricsHandler(reg, ready), 5*time.Second, log)
+	h := MetricsHandler(reg, ready)
+	if c.Pprof {
+		mux := http.NewServeMux()
+		mux.Handle("/", h)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		h = mux
+	}
+	return Serve(ctx, ln, h, 5*time.Second, log)
 }

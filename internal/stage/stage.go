@@ -18,6 +18,8 @@
 //	                              InProgress before redelivering; how soon a crashed
 //	                              replica's deliveries reach another [5s]
 //	INVOICEHUB_PULL_HEARTBEAT     consumers: idle heartbeat of pull requests [5s]
+//	INVOICEHUB_PPROF              "on": Go's profiler at /debug/pprof/ on the metrics
+//	                              listener, for finding where time goes [off]
 package stage
 
 import (
@@ -29,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,8 +55,10 @@ type Config struct {
 	LogLevel         slog.Level
 	LogJSON          bool
 	MetricsAddr      string
-	Streams          streams.Config
-	ShutdownGrace    time.Duration
+	// Pprof serves net/http/pprof beside the metrics.
+	Pprof         bool
+	Streams       streams.Config
+	ShutdownGrace time.Duration
 	// AckWait and PullHeartbeat tune the durable consumers (package consume).
 	AckWait, PullHeartbeat time.Duration
 	// Secrets resolves the secret references of the stage's configuration.
@@ -84,6 +89,13 @@ func Load(getenv Env, readFile ReadFile) (Config, error) {
 		AckWait:       p.Duration("INVOICEHUB_ACK_WAIT", 5*time.Second),
 		PullHeartbeat: p.Duration("INVOICEHUB_PULL_HEARTBEAT", 5*time.Second),
 		Secrets:       Secrets{Getenv: getenv, ReadFile: readFile},
+	}
+	switch v := p.String("INVOICEHUB_PPROF", "off"); v {
+	case "on":
+		c.Pprof = true
+	case "off":
+	default:
+		p.Fail("INVOICEHUB_PPROF %q: want on or off", v)
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(p.String("INVOICEHUB_LOG_LEVEL", "info"))); err != nil {
 		p.Fail("INVOICEHUB_LOG_LEVEL: want debug, info, warn or error")
@@ -232,10 +244,30 @@ func Registry() *prometheus.Registry {
 // Main runs a stage's run function with a context that ends on SIGINT or
 // SIGTERM, and exits with its code. Every binary's main is this one line.
 func Main(run func(ctx context.Context, getenv Env, stderr io.Writer) int) {
+	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Getenv, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// GC defaults of the stages, unless GOGC or GOMEMLIMIT say otherwise: a
+// stage's live heap is a few MiB of short-lived messages, so collecting
+// at every doubling spends a tenth of its CPU on the collector. It
+// collects at GCPercent (the heap five times the live one) and, before
+// its heap reaches MemoryLimit, harder.
+const (
+	GCPercent   = 400
+	MemoryLimit = 64 << 20
+)
+
+func tuneGC(getenv Env) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(GCPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(MemoryLimit)
+	}
 }
 
 // Register registers collectors with reg; a nil reg registers nothing (a

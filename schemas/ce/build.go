@@ -160,11 +160,10 @@ func newCanonical(d schemas.EventData, data []byte, rawID string, version int64,
 	if traceparent != "" {
 		e.SetExtension(ExtTraceParent, traceparent)
 	}
-	// json.RawMessage, not []byte: the data stays inline JSON (not
-	// data_base64) when the event is written in structured mode.
-	if err := e.SetData(event.ApplicationJSON, json.RawMessage(data)); err != nil {
-		return event.Event{}, fmt.Errorf("ce: canonical data: %w", err)
-	}
+	// The data is already JSON: set as it is, not through SetData, which
+	// would encode it again (and scan it) for nothing.
+	e.SetDataContentType(event.ApplicationJSON)
+	e.DataEncoded = data
 	if err := e.Validate(); err != nil {
 		return event.Event{}, fmt.Errorf("ce: canonical event: %w", err)
 	}

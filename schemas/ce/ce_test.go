@@ -250,3 +250,43 @@ func TestToMsgWritesWhatTheSDKWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestFromMsgReadsWhatTheSDKReads: FromMsg decodes every message ToMsg
+// writes, and some it does not (a content-type header, an extension
+// nobody set, a timezone, no data), into the event the SDK's binding
+// decodes.
+func TestFromMsgReadsWhatTheSDKReads(t *testing.T) {
+	raw, err := NewRaw(rawEvent(t, "e-sdk", oddBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	canonical, err := NewCanonical(paidEvent(t), "raw-1", 1700000000000000, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*nats.Msg
+	for _, e := range []event.Event{raw, canonical} {
+		m, err := ToMsg(t.Context(), "subj", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	msgs = append(msgs, &nats.Msg{Subject: "subj", Header: nats.Header{
+		"ce-specversion": {"1.0"}, "ce-id": {"x"}, "ce-source": {"/a/b"}, "ce-type": {"t"}, "ce-time": {"2024-02-29T23:59:59.123456789+01:00"},
+		"content-type": {"application/xml"}, "ce-tenant": {"t-1"}, "ce-dataschema": {"https://example.com/s.json"}, "X-Other": {"ignored"},
+	}, Data: []byte("<a/>")}, &nats.Msg{Subject: "subj", Header: nats.Header{"ce-specversion": {"1.0"}, "ce-id": {"y"}, "ce-source": {"s"}, "ce-type": {"t"}}})
+	for i, m := range msgs {
+		got, err := FromMsg(t.Context(), m)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		want, err := binding.ToEvent(t.Context(), cenats.NewMessage(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() || !bytes.Equal(got.Data(), want.Data()) {
+			t.Errorf("message %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}

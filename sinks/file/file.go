@@ -138,7 +138,7 @@ func loadIDs(f *os.File) (map[string]struct{}, int64, error) {
 
 // Deliver appends the event unless its id is already in the file.
 func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
-	line, err := json.Marshal(e.CloudEvent)
+	line, err := e.CloudEvent.MarshalJSON() // the SDK writes compact JSON: encoding/json would only scan it again
 	if err != nil {
 		return fmt.Errorf("file: encode %s: %w", e.ID(), err)
 	}

@@ -17,7 +17,6 @@ package httpsink
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -149,7 +148,7 @@ func New(cfg Config) (*Sink, error) {
 
 // Deliver posts the event; see the package comment for what an answer means.
 func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
-	body, err := json.Marshal(e.CloudEvent)
+	body, err := e.CloudEvent.MarshalJSON() // the SDK writes compact JSON: encoding/json would only scan it again
 	if err != nil {
 		return consume.Permanent(fmt.Errorf("httpsink: encode %s: %w", e.ID(), err))
 	}

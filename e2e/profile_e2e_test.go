@@ -1,0 +1,61 @@
+//go:build benche2e
+
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestProfileE2E runs the benchmark's pipeline at 500 webhooks/s for 12 s
+// and saves an 8-second CPU profile of each stage, taken meanwhile, in
+// INVOICEHUB_BENCH_PROFILE (go tool pprof <stage>.pprof): where the
+// benchmark's CPU goes. Skipped without the variable.
+//
+//	INVOICEHUB_BENCH_PROFILE=/tmp/prof go test -tags benche2e -run TestProfileE2E ./e2e
+func TestProfileE2E(t *testing.T) {
+	dir := os.Getenv("INVOICEHUB_BENCH_PROFILE")
+	if dir == "" {
+		t.Skip("INVOICEHUB_BENCH_PROFILE not set")
+	}
+	bins := benchBins(t)
+	hook := newHookReceiver(t)
+	p := startPipeline(t, pipelineOptions{metrics: true, env: []string{"INVOICEHUB_PPROF=on"},
+		sinks: fmt.Sprintf("sinks:\n  - {id: hook, type: http, kinds: [created], options: {url: %q, allow_private: true, timeout: 2s}}\n", hook.srv.URL+"/hook")})
+	p.normalizer.stop()
+	p.normalizer.path = filepath.Join(bins, "normalizer")
+	p.normalizer.start()
+	js := p.connect()
+	procs := []*proc{p.ingress, p.normalizer, p.sinks, p.nats}
+	lg := newLoadGen(p.secret)
+	tck := clockTicks()
+	runStep(t, lg, p.httpURL, hook, js, procs, tck, "warmup", 200, time.Second)
+	var wg sync.WaitGroup
+	for stageName, base := range p.metrics {
+		wg.Go(func() {
+			time.Sleep(2 * time.Second) // into the step: pacing a measurement, not waiting for a result
+			resp, err := http.Get(base + "/debug/pprof/profile?seconds=8")
+			if err != nil {
+				t.Errorf("%s: %v", stageName, err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(dir, stageName+".pprof"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		})
+	}
+	r := runStep(t, lg, p.httpURL, hook, js, procs, tck, "r500", 500, 12*time.Second)
+	wg.Wait()
+	t.Logf("500/s: p50 %v p99 %v, lost %d; profiles in %s", r.p50, r.p99, r.lost, dir)
+}
