@@ -1,9 +1,8 @@
 package ingress
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
+	"io"
 	"time"
 
 	"github.com/invoicehub/invoicehub/internal/stage"
@@ -45,16 +44,8 @@ func LoadConfig(getenv stage.Env, readFile stage.ReadFile) (Config, error) {
 		},
 	}
 	errs := []error{commonErr, p.Err()}
-	file := getenv("INVOICEHUB_SOURCES_FILE")
-	switch body, err := readFile(file); {
-	case file == "":
-		errs = append(errs, errors.New("INVOICEHUB_SOURCES_FILE is required"))
-	case err != nil:
-		errs = append(errs, fmt.Errorf("INVOICEHUB_SOURCES_FILE: %w", err))
-	default:
-		if c.Sources, err = ParseSources(bytes.NewReader(body), common.Secrets); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", file, err))
-		}
-	}
+	sources, err := stage.ParseFile(getenv, readFile, "INVOICEHUB_SOURCES_FILE", func(r io.Reader) ([]Source, error) { return ParseSources(r, common.Secrets) })
+	c.Sources = sources
+	errs = append(errs, err)
 	return c, errors.Join(errs...)
 }

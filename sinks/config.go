@@ -1,10 +1,8 @@
 package sinks
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 
@@ -32,19 +30,9 @@ func LoadConfig(getenv stage.Env, readFile stage.ReadFile) (Config, error) {
 	common, commonErr := stage.Load(getenv, readFile)
 	c := Config{Stage: common}
 	errs := []error{commonErr}
-	file := getenv("INVOICEHUB_SINKS_FILE")
-	switch body, err := readFile(file); {
-	case file == "":
-		errs = append(errs, errors.New("INVOICEHUB_SINKS_FILE is required"))
-	case err != nil:
-		errs = append(errs, fmt.Errorf("INVOICEHUB_SINKS_FILE: %w", err))
-	default:
-		f, err := ParseFile(bytes.NewReader(body))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", file, err))
-		}
-		c.Specs, c.Notify = f.Sinks, f.Notify
-	}
+	f, err := stage.ParseFile(getenv, readFile, "INVOICEHUB_SINKS_FILE", ParseFile)
+	errs = append(errs, err)
+	c.Specs, c.Notify = f.Sinks, f.Notify
 	for i := range c.Specs {
 		c.Specs[i].AckWait, c.Specs[i].Heartbeat, c.Specs[i].DrainTimeout = common.AckWait, common.PullHeartbeat, common.ShutdownGrace
 	}

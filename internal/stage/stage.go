@@ -23,6 +23,7 @@
 package stage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -118,6 +119,25 @@ func Load(getenv Env, readFile ReadFile) (Config, error) {
 		c.natsPassword = string(pw)
 	}
 	return c, p.Err()
+}
+
+// ParseFile reads the file the required variable name names and parses
+// it; its problems come prefixed with the variable or the file's name.
+func ParseFile[T any](getenv Env, readFile ReadFile, name string, parse func(io.Reader) (T, error)) (T, error) {
+	var zero T
+	file := getenv(name)
+	if file == "" {
+		return zero, fmt.Errorf("%s is required", name)
+	}
+	body, err := readFile(file)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", name, err)
+	}
+	v, err := parse(bytes.NewReader(body))
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", file, err)
+	}
+	return v, nil
 }
 
 // Parser reads typed environment values and collects every problem.
