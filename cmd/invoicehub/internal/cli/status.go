@@ -49,9 +49,9 @@ func runStatus(ctx context.Context, args []string, env Env) error {
 	defer nc.Close()
 	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	defer w.Flush()
-	var unauthorized map[string][2]float64
+	var requests map[string][2]float64
 	if *metricsURL != "" {
-		if unauthorized, err = sourceRequests(ctx, *metricsURL); err != nil {
+		if requests, err = sourceRequests(ctx, *metricsURL); err != nil {
 			fmt.Fprintf(env.Stderr, "ingress metrics: %v\n", err)
 		}
 	}
@@ -60,7 +60,7 @@ func runStatus(ctx context.Context, args []string, env Env) error {
 		statusConsumers(ctx, js, w),
 		statusLedger(ctx, js, w, *window),
 		statusDeadLetters(ctx, js, w),
-		statusSources(ctx, js, w, unauthorized),
+		statusSources(ctx, js, w, requests),
 	)
 }
 
