@@ -163,6 +163,7 @@ func TestYAMLErrorsQuoteNoValue(t *testing.T) {
 		"sources: " + secret + "\n",
 		"sources:\n  - {provider: qonto, id: acme, secrets: [" + secret + "]}\n",
 		"sources:\n  - {provider: qonto, id: acme, max_body: " + secret + "}\n",
+		"sources:\n  - {provider: qonto, id: acme, max_body: \"a`" + secret + "\"}\n", // a backtick does not end the mask
 	} {
 		_, err := parseSources(strings.NewReader(doc), getenv(nil), readFile(nil))
 		if err == nil {

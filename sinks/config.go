@@ -57,8 +57,8 @@ func (c Config) Consumers() []consume.Config {
 // Serve builds every sink of specs from types, all before any runs (a
 // sink that cannot be built fails the start), runs each on its own
 // durable consumer until ctx ends (each drains its deliveries in
-// flight), then closes them. The sinks binary and `invoicehub dev` both
-// run their sinks with it.
+// flight), then closes them; the first sink to fail stops the others.
+// The sinks binary and `invoicehub dev` both run their sinks with it.
 func Serve(ctx context.Context, js jetstream.JetStream, specs []Spec, types *Registry, deps Deps) error {
 	log := deps.Log
 	if log == nil {
@@ -79,13 +79,23 @@ func Serve(ctx context.Context, js jetstream.JetStream, specs []Spec, types *Reg
 		}
 		built = append(built, s)
 	}
+	// One sink that stops with an error (its consumer cannot be bound,
+	// say) stops them all, so that the process exits and says why rather
+	// than running on without it.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(specs))
 	for i, spec := range specs {
 		if deps.Hooks != nil {
 			spec.Hooks = deps.Hooks(spec.ConsumeConfig())
 		}
-		wg.Go(func() { errs[i] = Run(ctx, js, spec, built[i], log) })
+		wg.Go(func() {
+			if errs[i] = Run(runCtx, js, spec, built[i], log); errs[i] != nil {
+				log.Error("sink stopped", "sink", spec.ID, "err", errs[i])
+				cancel()
+			}
+		})
 	}
 	log.Info("sinks started", "count", len(specs))
 	wg.Wait()

@@ -96,6 +96,10 @@ func ParseFile(r io.Reader) (File, error) {
 		if !idSyntax.MatchString(n.ID) {
 			errs = append(errs, fmt.Errorf("notify[%d] (%s): id: want lower-case letters, digits, '-' or '_'", i, n.ID))
 		}
+		if seen["notify-"+n.ID] { // notifier ids, and sink ids spelt notify-<id>, share the http metrics' label
+			errs = append(errs, fmt.Errorf("notify[%d] (%s): id declared twice, or as sink notify-%s", i, n.ID, n.ID))
+		}
+		seen["notify-"+n.ID] = true
 		notify = append(notify, NotifySpec{ID: n.ID, Options: n.Options})
 	}
 	if len(errs) > 0 {

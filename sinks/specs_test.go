@@ -49,6 +49,10 @@ sinks:
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
 	}
+	if _, err := ParseFile(strings.NewReader("sinks:\n  - {id: notify-x, type: stdout}\nnotify:\n  - {id: x}\n  - {id: y}\n  - {id: y}\n")); err == nil ||
+		strings.Count(err.Error(), "declared twice") != 2 {
+		t.Errorf("repeated notifier ids: %v", err)
+	}
 	if _, err := ParseFile(strings.NewReader("sinks: []\n")); err == nil {
 		t.Error("empty file accepted")
 	}

@@ -31,9 +31,11 @@ type Outcome struct {
 	Took time.Duration
 }
 
-// Observer is told the outcome of every attempt, before it is carried out
-// (the delivery ledger and the metrics watch through it). It must not
-// block for long: deliveries wait on it.
+// Observer is told the outcome of every attempt (the delivery ledger and
+// the metrics watch through it): a delivery or a retry as it is carried
+// out, a dead letter once it is published (a delivery given back at
+// shutdown before that is not told: its redelivery is). It must not block
+// for long: deliveries wait on it.
 type Observer interface {
 	Observe(d *Delivery, o Outcome)
 }

@@ -48,17 +48,19 @@ func (c *consumer) process(d *Delivery) (back bool, after time.Duration) {
 			return true, 0
 		}
 		o := c.decide(d, err, time.Since(started))
-		c.cfg.Observer.Observe(d, o)
 		switch o.Result {
 		case ResultDelivered:
+			c.cfg.Observer.Observe(d, o)
 			c.ack(d)
 			return false, 0
 		case ResultDeadLettered:
 			if c.deadLetter(d, o) {
+				c.cfg.Observer.Observe(d, o)
 				return false, 0
 			}
-			return true, 0
+			return true, 0 // given back at shutdown: its redelivery decides again
 		}
+		c.cfg.Observer.Observe(d, o)
 		if left, waited := c.wait(o.NextRetry); !waited {
 			c.giveBack(d, left)
 			return true, left

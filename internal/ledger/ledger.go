@@ -106,8 +106,21 @@ func (w *Writer) Observe(d *consume.Delivery, o consume.Outcome) {
 		next := e.Time.Add(o.NextRetry)
 		e.NextRetry = &next
 	}
-	if _, err := w.js.PublishMsgAsync(e.msg()); err != nil {
+	// With 4096 entries unacknowledged (LEDGER leaderless, say) the entry
+	// is dropped after a millisecond, not waited for.
+	if _, err := w.js.PublishMsgAsync(e.msg(), jetstream.WithStallWait(time.Millisecond)); err != nil {
 		w.fail(err)
+	}
+}
+
+// Flush waits, until ctx ends, for the entries published to be
+// acknowledged: at shutdown, before the connection is drained.
+func (w *Writer) Flush(ctx context.Context) error {
+	select {
+	case <-w.js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ledger: %d entries unacknowledged: %w", w.js.PublishAsyncPending(), ctx.Err())
 	}
 }
 
@@ -150,25 +163,30 @@ func OfInvoice(ctx context.Context, js jetstream.JetStream, invoice string) ([]E
 	return read(ctx, js, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject.LedgerOfInvoice(invoice)}})
 }
 
-// Since returns the entries of stage's consumers recorded since t ("" for
-// every stage), oldest first.
-func Since(ctx context.Context, js jetstream.JetStream, stage string, t time.Time) ([]Entry, error) {
+// Each passes the entries of stage's consumers recorded since t ("" for
+// every stage) to fn, oldest first, until fn returns false: for counting
+// a window without holding it.
+func Each(ctx context.Context, js jetstream.JetStream, stage string, t time.Time, fn func(Entry) bool) error {
 	filter := subject.LedgerRoot + ".>"
 	if stage != "" {
 		filter = subject.LedgerRoot + "." + subject.Token(stage) + ".>"
 	}
-	return read(ctx, js, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t})
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t}
+	return each(ctx, js, cfg, fn)
 }
 
 func read(ctx context.Context, js jetstream.JetStream, cfg jetstream.OrderedConsumerConfig) ([]Entry, error) {
 	var out []Entry
-	err := streams.Read(ctx, js, subject.LedgerStream, cfg, func(m jetstream.Msg, _ *jetstream.MsgMetadata) (bool, error) {
+	err := each(ctx, js, cfg, func(e Entry) bool { out = append(out, e); return true })
+	return out, err
+}
+
+func each(ctx context.Context, js jetstream.JetStream, cfg jetstream.OrderedConsumerConfig, fn func(Entry) bool) error {
+	return streams.Read(ctx, js, subject.LedgerStream, cfg, func(m jetstream.Msg, _ *jetstream.MsgMetadata) (bool, error) {
 		var e Entry
 		if err := json.Unmarshal(m.Data(), &e); err != nil {
 			return false, fmt.Errorf("ledger: entry at %s: %w", m.Subject(), err)
 		}
-		out = append(out, e)
-		return true, nil
+		return fn(e), nil
 	})
-	return out, err
 }

@@ -68,6 +68,17 @@ func (s *Stage) Hooks(cc consume.Config) consume.Hooks {
 	return consume.Hooks{Bound: s.ready.Bound, Observer: consume.Observers(s.metrics, s.ledger)}
 }
 
+// Finish waits, at most stage.DrainTimeout, for the ledger entries
+// written to be acknowledged (ledger.Writer.Flush): at shutdown, once the
+// consumers have stopped and before the connection drains.
+func (s *Stage) Finish() {
+	ctx, cancel := context.WithTimeout(context.Background(), stage.DrainTimeout)
+	defer cancel()
+	if err := s.ledger.Flush(ctx); err != nil {
+		s.log.Warn("shutdown", "err", err)
+	}
+}
+
 // Ready is what /readyz reports: connected, every consumer bound.
 func (s *Stage) Ready() error { return s.ready.Check() }
 

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"regexp"
@@ -190,8 +191,10 @@ func (p *Parser) Duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
-// quoted matches what YAML errors quote of a document: `value`.
-var quoted = regexp.MustCompile("`[^`]*`")
+// quoted matches what YAML errors quote of a document: `value` (cut to
+// seven characters and "..." when longer), the widest match on a line
+// first, so that a backtick inside the value does not end it.
+var quoted = regexp.MustCompile("`.*`|`[^`]*`")
 
 // YAMLError returns a YAML decoding error without the values it quotes: a
 // configuration file may hold a secret where a reference was expected,
@@ -226,7 +229,7 @@ func (c Config) Connect(ctx context.Context, name string, log *slog.Logger) (*na
 	}
 	nc, err := nats.Connect(c.NATSURL, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("stage: connect %s: %w", c.NATSURL, err)
+		return nil, nil, fmt.Errorf("stage: connect %s: %w", RedactURLs(c.NATSURL), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -234,6 +237,37 @@ func (c Config) Connect(ctx context.Context, name string, log *slog.Logger) (*na
 		return nil, nil, fmt.Errorf("stage: jetstream: %w", err)
 	}
 	return nc, js, nil
+}
+
+// RedactURLs renders a comma-separated list of NATS URLs without their
+// passwords (nats://admin:xxxxx@host), for errors and logs.
+func RedactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		} else {
+			parts[i] = "(a URL that does not parse)"
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// DrainTimeout bounds how long a stage's exit waits for its connection to
+// drain.
+const DrainTimeout = 5 * time.Second
+
+// Drain drains nc and waits, at most timeout, for it to close: what it
+// still had to send (acks, ledger entries) leaves before the process
+// exits. nats.Conn.Drain alone returns at once.
+func Drain(nc *nats.Conn, timeout time.Duration) {
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	for deadline := time.Now().Add(timeout); !nc.IsClosed() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // ConnectOptions are the options of every stage's NATS connection:
@@ -275,10 +309,12 @@ func Main(run func(ctx context.Context, getenv Env, stderr io.Writer) int) {
 // stage's live heap is a few MiB of short-lived messages, so collecting
 // at every doubling spends a tenth of its CPU on the collector. It
 // collects at GCPercent (the heap five times the live one) and, before
-// its heap reaches MemoryLimit, harder.
+// its heap reaches MemoryLimit, harder (ingress may hold 256 bodies of up
+// to 1 MiB per source at once: a lower limit would have it collect
+// without end under such a load).
 const (
 	GCPercent   = 400
-	MemoryLimit = 64 << 20
+	MemoryLimit = 256 << 20
 )
 
 func tuneGC(getenv Env) {

@@ -76,3 +76,10 @@ func TestSecretsResolveOneRule(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURLs(t *testing.T) {
+	got := RedactURLs("nats://admin:s3cret@n1:4222, nats://n2:4222,nats://ingress:pw@n3")
+	if strings.Contains(got, "s3cret") || strings.Contains(got, ":pw@") || !strings.Contains(got, "nats://admin:xxxxx@n1:4222") || !strings.Contains(got, "nats://n2:4222") {
+		t.Fatalf("RedactURLs = %q", got)
+	}
+}

@@ -62,7 +62,8 @@ type DeadLetter struct {
 	DeadLetteredAt time.Time `json:"dead_lettered_at"`
 }
 
-// Serve runs every notifier of specs until ctx ends, like sinks.Serve.
+// Serve runs every notifier of specs until ctx ends or one fails, like
+// sinks.Serve.
 func Serve(ctx context.Context, js jetstream.JetStream, specs []sinks.NotifySpec, deps sinks.Deps) error {
 	log := deps.Log
 	if log == nil {
@@ -77,13 +78,20 @@ func Serve(ctx context.Context, js jetstream.JetStream, specs []sinks.NotifySpec
 		defer p.Close(context.WithoutCancel(ctx))
 		posters = append(posters, p)
 	}
+	runCtx, cancel := context.WithCancel(ctx) // the first to fail stops the others, as sinks.Serve
+	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, len(specs))
 	for i, spec := range specs {
 		if deps.Hooks != nil {
 			spec.Hooks = deps.Hooks(spec.ConsumeConfig())
 		}
-		wg.Go(func() { errs[i] = consume.Run(ctx, js, spec.ConsumeConfig(), handler(posters[i]), log) })
+		wg.Go(func() {
+			if errs[i] = consume.Run(runCtx, js, spec.ConsumeConfig(), handler(posters[i]), log); errs[i] != nil {
+				log.Error("notifier stopped", "notify", spec.ID, "err", errs[i])
+				cancel()
+			}
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)

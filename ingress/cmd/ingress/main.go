@@ -27,7 +27,7 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		log.Error("start", "err", err)
 		return 1
 	}
-	defer nc.Drain()
+	defer stage.Drain(nc, stage.DrainTimeout)
 	reg := stage.Registry()
 	cfg.Options.Registerer = reg
 	srv, err := ingress.New(nc, js, cfg.Sources, cfg.Options, log)

@@ -28,7 +28,7 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		log.Error("start", "err", err)
 		return 1
 	}
-	defer nc.Drain()
+	defer stage.Drain(nc, stage.DrainTimeout)
 	reg := stage.Registry()
 	obs, err := observe.New(nc, js, reg, 1, log)
 	if err != nil {
@@ -47,7 +47,9 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		}
 	}()
 	log.Info("normalizer started")
-	if err := n.Run(ctx, cfg); err != nil { // returns after draining deliveries in flight
+	err = n.Run(ctx, cfg) // returns after draining deliveries in flight
+	obs.Finish()
+	if err != nil {
 		log.Error("run", "err", err)
 		return 1
 	}

@@ -33,7 +33,7 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		log.Error("start", "err", err)
 		return 1
 	}
-	defer nc.Drain()
+	defer stage.Drain(nc, stage.DrainTimeout)
 	reg := stage.Registry()
 	obs, err := observe.New(nc, js, reg, len(cfg.Specs)+len(cfg.Notify), log)
 	if err != nil {
@@ -59,6 +59,7 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 	wg.Go(func() { stopOnError(0, sinks.Serve(runCtx, js, cfg.Specs, builtin.Registry(), deps)) })
 	wg.Go(func() { stopOnError(1, notify.Serve(runCtx, js, cfg.Notify, deps)) })
 	wg.Wait()
+	obs.Finish()
 	err = errors.Join(errs[:]...)
 	if err != nil {
 		log.Error("run", "err", err)

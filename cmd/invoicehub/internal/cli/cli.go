@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -74,7 +75,7 @@ func usage(w io.Writer) {
 func connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := nats.Connect(url, nats.Name("invoicehub-"+name))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w", url, err)
+		return nil, nil, fmt.Errorf("connect %s: %w", stage.RedactURLs(url), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

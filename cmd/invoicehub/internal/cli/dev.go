@@ -96,6 +96,7 @@ type dev struct {
 	stopWork  context.CancelFunc
 	consumers sync.WaitGroup
 	errs      chan error
+	obs       *observe.Stage
 	log       *slog.Logger
 }
 
@@ -132,6 +133,7 @@ func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (_ *dev, err
 	if err != nil {
 		return nil, err
 	}
+	d.obs = obs
 	ncfg.Registerer, ncfg.Hooks = reg, obs.Hooks(ncfg.ConsumeConfig())
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	d.stopWork = stopWork
@@ -260,8 +262,11 @@ func (d *dev) shutdown() error {
 			drained = true
 		}
 	}
+	if d.obs != nil {
+		d.obs.Finish()
+	}
 	if d.nc != nil {
-		errs = append(errs, d.nc.Drain())
+		stage.Drain(d.nc, stage.DrainTimeout)
 	}
 	if d.nats != nil {
 		d.nats.Shutdown()

@@ -84,7 +84,7 @@ func statusStreams(ctx context.Context, js jetstream.JetStream, w io.Writer) err
 func statusConsumers(ctx context.Context, js jetstream.JetStream, w io.Writer) error {
 	fmt.Fprintln(w, "CONSUMER\tSTREAM\tPENDING\tACK PENDING\tREDELIVERED\tLAST ACTIVE")
 	var errs []error
-	for _, name := range []string{subject.WebhooksStream, subject.InvoicesStream} {
+	for _, name := range []string{subject.WebhooksStream, subject.InvoicesStream, subject.DLQStream} { // the notifiers read the DLQ
 		s, err := js.Stream(ctx, name)
 		if err != nil {
 			errs = append(errs, err)
@@ -110,16 +110,16 @@ func statusConsumers(ctx context.Context, js jetstream.JetStream, w io.Writer) e
 }
 
 func statusLedger(ctx context.Context, js jetstream.JetStream, w io.Writer, window time.Duration) error {
-	entries, err := ledger.Since(ctx, js, "", time.Now().Add(-window))
-	if err != nil {
-		return err
-	}
 	counts := map[string]map[consume.Result]int{}
-	for _, e := range entries {
+	err := ledger.Each(ctx, js, "", time.Now().Add(-window), func(e ledger.Entry) bool {
 		if counts[e.Durable()] == nil {
 			counts[e.Durable()] = map[consume.Result]int{}
 		}
 		counts[e.Durable()][e.Result]++
+		return true
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "CONSUMER (last %s)\tDELIVERED\tRETRYING\tDEAD-LETTERED\tREPLAYED\n", window)
 	for _, c := range slices.Sorted(maps.Keys(counts)) {

@@ -59,7 +59,7 @@ func runTail(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("tail: %w", err)
 	}
 	go func() { <-ctx.Done(); it.Stop() }()
-	for n := 0; *count == 0 || n < *count; n++ {
+	for n := 0; *count == 0 || n < *count; {
 		m, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -73,6 +73,7 @@ func runTail(ctx context.Context, args []string, env Env) error {
 			continue
 		}
 		fmt.Fprintln(env.Stdout, line)
+		n++
 	}
 	it.Stop()
 	return nil
