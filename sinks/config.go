@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -82,22 +81,19 @@ func Serve(ctx context.Context, js jetstream.JetStream, specs []Spec, types *Reg
 	// One sink that stops with an error (its consumer cannot be bound,
 	// say) stops them all, so that the process exits and says why rather
 	// than running on without it.
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(specs))
+	runs := make([]func(context.Context) error, len(specs))
 	for i, spec := range specs {
 		if deps.Hooks != nil {
 			spec.Hooks = deps.Hooks(spec.ConsumeConfig())
 		}
-		wg.Go(func() {
-			if errs[i] = Run(runCtx, js, spec, built[i], log); errs[i] != nil {
-				log.Error("sink stopped", "sink", spec.ID, "err", errs[i])
-				cancel()
+		runs[i] = func(ctx context.Context) error {
+			err := Run(ctx, js, spec, built[i], log)
+			if err != nil {
+				log.Error("sink stopped", "sink", spec.ID, "err", err)
 			}
-		})
+			return err
+		}
 	}
 	log.Info("sinks started", "count", len(specs))
-	wg.Wait()
-	return errors.Join(errs...)
+	return consume.RunAll(ctx, runs...)
 }

@@ -22,11 +22,9 @@ package notify
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -78,23 +76,20 @@ func Serve(ctx context.Context, js jetstream.JetStream, specs []sinks.NotifySpec
 		defer p.Close(context.WithoutCancel(ctx))
 		posters = append(posters, p)
 	}
-	runCtx, cancel := context.WithCancel(ctx) // the first to fail stops the others, as sinks.Serve
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(specs))
+	runs := make([]func(context.Context) error, len(specs))
 	for i, spec := range specs {
 		if deps.Hooks != nil {
 			spec.Hooks = deps.Hooks(spec.ConsumeConfig())
 		}
-		wg.Go(func() {
-			if errs[i] = consume.Run(runCtx, js, spec.ConsumeConfig(), handler(posters[i]), log); errs[i] != nil {
-				log.Error("notifier stopped", "notify", spec.ID, "err", errs[i])
-				cancel()
+		runs[i] = func(ctx context.Context) error {
+			err := consume.Run(ctx, js, spec.ConsumeConfig(), handler(posters[i]), log)
+			if err != nil {
+				log.Error("notifier stopped", "notify", spec.ID, "err", err)
 			}
-		})
+			return err
+		}
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return consume.RunAll(ctx, runs...) // the first to fail stops the others, as in sinks.Serve
 }
 
 // poster builds the notifier's http sink from its options.

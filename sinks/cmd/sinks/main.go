@@ -5,12 +5,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/observe"
 	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/sinks"
@@ -47,20 +46,10 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 	}()
 	deps := sinks.Deps{Log: log, Metrics: reg, Secrets: cfg.Stage.Secrets, Hooks: obs.Hooks}
 	// The sinks and the notifiers run until ctx ends, or until either fails.
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var errs [2]error
-	stopOnError := func(i int, err error) {
-		if errs[i] = err; err != nil {
-			cancel()
-		}
-	}
-	wg.Go(func() { stopOnError(0, sinks.Serve(runCtx, js, cfg.Specs, builtin.Registry(), deps)) })
-	wg.Go(func() { stopOnError(1, notify.Serve(runCtx, js, cfg.Notify, deps)) })
-	wg.Wait()
+	err = consume.RunAll(ctx,
+		func(ctx context.Context) error { return sinks.Serve(ctx, js, cfg.Specs, builtin.Registry(), deps) },
+		func(ctx context.Context) error { return notify.Serve(ctx, js, cfg.Notify, deps) })
 	obs.Finish()
-	err = errors.Join(errs[:]...)
 	if err != nil {
 		log.Error("run", "err", err)
 		return 1
