@@ -178,6 +178,8 @@ type pipelineOptions struct {
 	sinks string
 	// sources is added to the sources file, after qonto/acme.
 	sources string
+	// natsArgs are added to nats-server's arguments.
+	natsArgs []string
 	// metrics serves each stage's /metrics, /healthz and /readyz on a port
 	// of its own (pipeline.metrics).
 	metrics bool
@@ -213,6 +215,7 @@ func startPipeline(t testing.TB, o pipelineOptions) *pipeline {
 		return &proc{t: t, name: name, path: filepath.Join(bins, name), args: args, env: env, logDir: dir}
 	}
 	p.nats = mk("nats-server", []string{"-a", "127.0.0.1", "-p", strconv.Itoa(p.natsPort), "-js", "-sd", filepath.Join(dir, "nats")})
+	p.nats.args = append(p.nats.args, o.natsArgs...)
 	metricsEnv := func(stageName string) []string {
 		if !o.metrics {
 			return nil

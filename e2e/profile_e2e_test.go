@@ -8,13 +8,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 )
 
 // TestProfileE2E runs the benchmark's pipeline at 500 webhooks/s for 12 s
-// and saves an 8-second CPU profile of each stage, taken meanwhile, in
+// and saves an 8-second CPU profile of each stage and of nats-server, taken meanwhile, in
 // INVOICEHUB_BENCH_PROFILE (go tool pprof <stage>.pprof): where the
 // benchmark's CPU goes. Skipped without the variable.
 //
@@ -26,11 +27,13 @@ func TestProfileE2E(t *testing.T) {
 	}
 	bins := benchBins(t)
 	hook := newHookReceiver(t)
-	p := startPipeline(t, pipelineOptions{metrics: true, env: []string{"INVOICEHUB_PPROF=on"},
+	natsProf := strconv.Itoa(freePort(t)) // nats-server's profiler
+	p := startPipeline(t, pipelineOptions{metrics: true, env: []string{"INVOICEHUB_PPROF=on"}, natsArgs: []string{"--profile", natsProf},
 		sinks: fmt.Sprintf("sinks:\n  - {id: hook, type: http, kinds: [created], options: {url: %q, allow_private: true, timeout: 2s}}\n", hook.srv.URL+"/hook")})
 	p.normalizer.stop()
 	p.normalizer.path = filepath.Join(bins, "normalizer")
 	p.normalizer.start()
+	p.metrics["nats-server"] = "http://127.0.0.1:" + natsProf
 	js := p.connect()
 	procs := []*proc{p.ingress, p.normalizer, p.sinks, p.nats}
 	lg := newLoadGen(p.secret)
