@@ -261,12 +261,17 @@ const DrainTimeout = 5 * time.Second
 // still had to send (acks, ledger entries) leaves before the process
 // exits. nats.Conn.Drain alone returns at once.
 func Drain(nc *nats.Conn, timeout time.Duration) {
+	closed := nc.StatusChanged(nats.CLOSED)
+	defer nc.RemoveStatusListener(closed)
 	if err := nc.Drain(); err != nil {
 		nc.Close()
 		return
 	}
-	for deadline := time.Now().Add(timeout); !nc.IsClosed() && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
 	}
 }
 

@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/invoicehub/invoicehub/internal/jstest"
 )
 
 func env(vars map[string]string) Env { return func(k string) string { return vars[k] } }
@@ -81,5 +85,35 @@ func TestRedactURLs(t *testing.T) {
 	got := RedactURLs("nats://admin:s3cret@n1:4222, nats://n2:4222,nats://ingress:pw@n3")
 	if strings.Contains(got, "s3cret") || strings.Contains(got, ":pw@") || !strings.Contains(got, "nats://admin:xxxxx@n1:4222") || !strings.Contains(got, "nats://n2:4222") {
 		t.Fatalf("RedactURLs = %q", got)
+	}
+}
+
+// TestDrainWaitsForTheConnectionToClose: what a subscription still holds
+// is handled before Drain returns, and the connection is closed; on a
+// closed connection Drain returns at once.
+func TestDrainWaitsForTheConnectionToClose(t *testing.T) {
+	nc, _ := jstest.Run(t).Connect(t)
+	handled := make(chan struct{}, 1)
+	if _, err := nc.Subscribe("drain.test", func(*nats.Msg) { handled <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish("drain.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	Drain(nc, 5*time.Second)
+	if !nc.IsClosed() || len(handled) != 1 {
+		t.Fatalf("after Drain: closed %v, messages handled %d", nc.IsClosed(), len(handled))
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("Drain took %v: it waited out its timeout", took)
+	}
+	start = time.Now()
+	Drain(nc, 5*time.Second)
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Drain of a closed connection took %v", took)
 	}
 }
