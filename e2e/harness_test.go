@@ -214,8 +214,7 @@ func startPipeline(t testing.TB, o pipelineOptions) *pipeline {
 	mk := func(name string, args []string, env ...string) *proc {
 		return &proc{t: t, name: name, path: filepath.Join(bins, name), args: args, env: env, logDir: dir}
 	}
-	p.nats = mk("nats-server", []string{"-a", "127.0.0.1", "-p", strconv.Itoa(p.natsPort), "-js", "-sd", filepath.Join(dir, "nats")})
-	p.nats.args = append(p.nats.args, o.natsArgs...)
+	p.nats = mk("nats-server", append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(p.natsPort), "-js", "-sd", filepath.Join(dir, "nats")}, o.natsArgs...))
 	metricsEnv := func(stageName string) []string {
 		if !o.metrics {
 			return nil

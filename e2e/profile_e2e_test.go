@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,9 +16,10 @@ import (
 )
 
 // TestProfileE2E runs the benchmark's pipeline at 500 webhooks/s for 12 s
-// and saves an 8-second CPU profile of each stage and of nats-server, taken meanwhile, in
-// INVOICEHUB_BENCH_PROFILE (go tool pprof <stage>.pprof): where the
-// benchmark's CPU goes. Skipped without the variable.
+// and saves an 8-second CPU profile of each stage and of nats-server,
+// taken meanwhile, in INVOICEHUB_BENCH_PROFILE (go tool pprof
+// <process>.pprof): where the benchmark's CPU goes. Skipped without the
+// variable.
 //
 //	INVOICEHUB_BENCH_PROFILE=/tmp/prof go test -tags benche2e -run TestProfileE2E ./e2e
 func TestProfileE2E(t *testing.T) {
@@ -33,23 +35,24 @@ func TestProfileE2E(t *testing.T) {
 	p.normalizer.stop()
 	p.normalizer.path = filepath.Join(bins, "normalizer")
 	p.normalizer.start()
-	p.metrics["nats-server"] = "http://127.0.0.1:" + natsProf
+	profilers := maps.Clone(p.metrics) // each stage serves its profiler beside its metrics
+	profilers["nats-server"] = "http://127.0.0.1:" + natsProf
 	js := p.connect()
 	procs := []*proc{p.ingress, p.normalizer, p.sinks, p.nats}
 	lg := newLoadGen(p.secret)
 	tck := clockTicks()
 	runStep(t, lg, p.httpURL, hook, js, procs, tck, "warmup", 200, time.Second)
 	var wg sync.WaitGroup
-	for stageName, base := range p.metrics {
+	for process, base := range profilers {
 		wg.Go(func() {
 			time.Sleep(2 * time.Second) // into the step: pacing a measurement, not waiting for a result
 			resp, err := http.Get(base + "/debug/pprof/profile?seconds=8")
 			if err != nil {
-				t.Errorf("%s: %v", stageName, err)
+				t.Errorf("%s: %v", process, err)
 				return
 			}
 			defer resp.Body.Close()
-			f, err := os.Create(filepath.Join(dir, stageName+".pprof"))
+			f, err := os.Create(filepath.Join(dir, process+".pprof"))
 			if err != nil {
 				t.Error(err)
 				return
