@@ -27,6 +27,9 @@ func TestProfileE2E(t *testing.T) {
 	if dir == "" {
 		t.Skip("INVOICEHUB_BENCH_PROFILE not set")
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	bins := benchBins(t)
 	hook := newHookReceiver(t)
 	natsProf := strconv.Itoa(freePort(t)) // nats-server's profiler
