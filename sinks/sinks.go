@@ -40,10 +40,8 @@ import (
 
 // Event is a canonical event handed to a sink.
 type Event struct {
-	// CloudEvent is the event as published; its data is Data, encoded.
+	// CloudEvent is the event as published; Data decodes its data.
 	CloudEvent event.Event
-	// Data is the decoded canonical payload.
-	Data schemas.EventData
 	// Version is the invoice version (ce.ExtInvoiceVersion); a sink keeping
 	// current state keeps the highest.
 	Version int64
@@ -53,6 +51,19 @@ type Event struct {
 
 // ID returns the event id, the key of idempotent delivery.
 func (e Event) ID() string { return e.CloudEvent.ID() }
+
+// Data decodes the event's canonical payload as a tolerant reader
+// (ce.DecodeData). Run checks only the envelope (ce.ReadCanonical): a sink
+// that passes the event on as published never pays for decoding it; one
+// that needs the invoice's fields calls Data once per delivery. Its error
+// is permanent: no retry makes the data readable.
+func (e Event) Data() (schemas.EventData, error) {
+	d, err := ce.DecodeData(&e.CloudEvent)
+	if err != nil {
+		return schemas.EventData{}, consume.Permanent(fmt.Errorf("sinks: decode: %w", err))
+	}
+	return d, nil
+}
 
 // Sink delivers canonical events. Deliver returns nil once the event is
 // durably delivered; an error is retried unless marked consume.Permanent.
@@ -290,13 +301,14 @@ func Run(ctx context.Context, js jetstream.JetStream, spec Spec, sink Sink, log 
 	}, log)
 }
 
-// Decode turns a delivery from INVOICES into an Event, as a tolerant
-// reader (ce.DecodeCanonical): fields this version does not know are
-// ignored, so a newer normalizer's additive changes never dead-letter.
+// Decode turns a delivery from INVOICES into an Event, reading its
+// envelope as a tolerant reader (ce.ReadCanonical): what this version
+// does not know is ignored, so a newer normalizer's additive changes never
+// dead-letter. The data is decoded by Event.Data, for the sinks that use it.
 func Decode(ctx context.Context, d *consume.Delivery) (Event, error) {
-	c, err := ce.DecodeCanonical(ctx, d.Msg())
+	ev, version, err := ce.ReadCanonical(ctx, d.Msg())
 	if err != nil {
 		return Event{}, fmt.Errorf("sinks: decode: %w", err)
 	}
-	return Event{CloudEvent: *c.Event, Data: c.Data, Version: c.Version, StreamSequence: d.Sequence}, nil
+	return Event{CloudEvent: *ev, Version: version, StreamSequence: d.Sequence}, nil
 }

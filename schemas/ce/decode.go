@@ -7,6 +7,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
 
 	"github.com/invoicehub/invoicehub/schemas"
@@ -36,25 +37,56 @@ var ErrNotCanonical = errors.New("ce: not a canonical invoice event")
 // of v1 publishes: an event without a v1 type, data that is not JSON, an
 // event without an invoice id or a kind, or without an invoice version.
 func DecodeCanonical(ctx context.Context, msg *nats.Msg) (Canonical, error) {
-	ev, err := FromMsg(ctx, msg)
+	ev, version, err := ReadCanonical(ctx, msg)
 	if err != nil {
 		return Canonical{}, err
 	}
+	d, err := DecodeData(ev)
+	if err != nil {
+		return Canonical{}, err
+	}
+	return Canonical{Event: ev, Data: d, Version: version}, nil
+}
+
+// ReadCanonical reads a canonical event's envelope as DecodeCanonical
+// does, without decoding its data: a v1 type, an invoice id (the
+// CloudEvent subject), an invoice version, and data that is one
+// well-formed JSON value. A consumer that passes the event on as it was
+// published (a webhook, a file) needs nothing more; DecodeData decodes
+// the data when needed.
+func ReadCanonical(ctx context.Context, msg *nats.Msg) (*event.Event, int64, error) {
+	ev, err := FromMsg(ctx, msg)
+	if err != nil {
+		return nil, 0, err
+	}
 	if !isCanonicalType(ev.Type()) {
-		return Canonical{}, fmt.Errorf("%w: type %q", ErrNotCanonical, ev.Type())
+		return nil, 0, fmt.Errorf("%w: type %q", ErrNotCanonical, ev.Type())
 	}
-	var d schemas.EventData
-	if err := jsonv2.Unmarshal(ev.Data(), &d); err != nil { // v2: a third faster; ignores unknown members as v1 does
-		return Canonical{}, fmt.Errorf("%w: %s: data: %w", ErrNotCanonical, ev.ID(), err)
+	if ev.Subject() == "" {
+		return nil, 0, fmt.Errorf("%w: %s: no subject (invoice id)", ErrNotCanonical, ev.ID())
 	}
-	if d.Invoice.ID == "" || d.Event.Kind == "" {
-		return Canonical{}, fmt.Errorf("%w: %s: no invoice id or kind", ErrNotCanonical, ev.ID())
+	if !jsontext.Value(ev.Data()).IsValid() {
+		return nil, 0, fmt.Errorf("%w: %s: data is not JSON", ErrNotCanonical, ev.ID())
 	}
 	version, err := ParseInvoiceVersion(ev)
 	if err != nil {
-		return Canonical{}, fmt.Errorf("%w: %s: %w", ErrNotCanonical, ev.ID(), err)
+		return nil, 0, fmt.Errorf("%w: %s: %w", ErrNotCanonical, ev.ID(), err)
 	}
-	return Canonical{Event: ev, Data: d, Version: version}, nil
+	return ev, version, nil
+}
+
+// DecodeData decodes a canonical event's data as a tolerant reader
+// (members this version does not know are ignored); it refuses data
+// without an invoice id or a kind.
+func DecodeData(ev *event.Event) (schemas.EventData, error) {
+	var d schemas.EventData
+	if err := jsonv2.Unmarshal(ev.Data(), &d); err != nil { // v2: a third faster; ignores unknown members as v1 does
+		return schemas.EventData{}, fmt.Errorf("%w: %s: data: %w", ErrNotCanonical, ev.ID(), err)
+	}
+	if d.Invoice.ID == "" || d.Event.Kind == "" {
+		return schemas.EventData{}, fmt.Errorf("%w: %s: no invoice id or kind", ErrNotCanonical, ev.ID())
+	}
+	return d, nil
 }
 
 // isCanonicalType reports whether t is com.invoicehub.invoice.<kind>.v1,

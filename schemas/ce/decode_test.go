@@ -75,25 +75,36 @@ func TestDecodeCanonicalIsATolerantReader(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if ev, v, err := ReadCanonical(t.Context(), tc.msg); err != nil || v != version || ev.Subject() != d.Invoice.ID {
+				t.Fatalf("ReadCanonical: version %d subject %q, %v", v, ev.Subject(), err)
+			}
 			if c.Version != version || c.Data.Invoice.ID != d.Invoice.ID || c.Data.Invoice.Totals.Total.String() != d.Invoice.Totals.Total.String() {
 				t.Fatalf("decoded version %d invoice %q total %s", c.Version, c.Data.Invoice.ID, c.Data.Invoice.Totals.Total)
 			}
 		})
 	}
+	// envelope: ReadCanonical, which does not decode the data, refuses it too.
 	refused := []struct {
-		name string
-		msg  *nats.Msg
+		name     string
+		msg      *nats.Msg
+		envelope bool
 	}{
-		{"v2 type", msg(base.Data, func(h nats.Header) { h.Set("ce-type", "com.invoicehub.invoice.paid.v2") })},
-		{"a raw event's type", msg(base.Data, func(h nats.Header) { h.Set("ce-type", "com.qonto.v1/client-invoices") })},
-		{"data not JSON", msg([]byte("<invoice/>"), nil)},
-		{"no invoice id", msg(addFields(t, base.Data, func(d map[string]any) { delete(invoice(d), "id") }), nil)},
-		{"no version", msg(base.Data, func(h nats.Header) { h.Del("ce-" + ExtInvoiceVersion); h.Del("ce-" + ExtSequenceDeprecated) })},
+		{"v2 type", msg(base.Data, func(h nats.Header) { h.Set("ce-type", "com.invoicehub.invoice.paid.v2") }), true},
+		{"a raw event's type", msg(base.Data, func(h nats.Header) { h.Set("ce-type", "com.qonto.v1/client-invoices") }), true},
+		{"data not JSON", msg([]byte("<invoice/>"), nil), true},
+		{"data cut short", msg(base.Data[:len(base.Data)/2], nil), true},
+		{"no subject", msg(base.Data, func(h nats.Header) { h.Del("ce-subject") }), true},
+		{"no version", msg(base.Data, func(h nats.Header) { h.Del("ce-" + ExtInvoiceVersion); h.Del("ce-" + ExtSequenceDeprecated) }), true},
+		{"no invoice id in the data", msg(addFields(t, base.Data, func(d map[string]any) { delete(invoice(d), "id") }), nil), false},
+		{"no kind in the data", msg(addFields(t, base.Data, func(d map[string]any) { delete(d["event"].(map[string]any), "kind") }), nil), false},
 	}
 	for _, tc := range refused {
 		t.Run("refused: "+tc.name, func(t *testing.T) {
 			if _, err := DecodeCanonical(t.Context(), tc.msg); !errors.Is(err, ErrNotCanonical) {
-				t.Fatalf("err = %v, want ErrNotCanonical", err)
+				t.Fatalf("DecodeCanonical: err = %v, want ErrNotCanonical", err)
+			}
+			if _, _, err := ReadCanonical(t.Context(), tc.msg); tc.envelope != errors.Is(err, ErrNotCanonical) {
+				t.Fatalf("ReadCanonical: err = %v, want ErrNotCanonical: %v", err, tc.envelope)
 			}
 		})
 	}
@@ -111,4 +122,42 @@ func paidEvent(t *testing.T) schemas.EventData {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// BenchmarkReadCanonical: what a sink pays per delivery for reading the
+// envelope only (ReadCanonical) and for decoding the data too
+// (DecodeCanonical), on the contract's example event.
+func BenchmarkReadCanonical(b *testing.B) {
+	raw, err := os.ReadFile("../testdata/events/qonto-paid.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var d schemas.EventData
+	if err := json.Unmarshal(raw, &d); err != nil {
+		b.Fatal(err)
+	}
+	e, err := NewCanonical(d, "raw-1", 1700000000000000, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg, err := ToMsg(b.Context(), subject.Invoice("paid", "qonto", "acme"), e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("envelope", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := ReadCanonical(b.Context(), msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("envelope+data", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeCanonical(b.Context(), msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -155,5 +155,5 @@ func Event(t testing.TB, rawID string, kind schemas.Kind) sinks.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sinks.Event{CloudEvent: ev, Data: data, Version: version, StreamSequence: 1}
+	return sinks.Event{CloudEvent: ev, Version: version, StreamSequence: 1}
 }

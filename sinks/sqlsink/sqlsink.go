@@ -174,7 +174,11 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 	if err != nil {
 		return consume.Permanent(fmt.Errorf("sqlsink: encode %s: %w", e.ID(), err))
 	}
-	inv := e.Data.Invoice
+	data, err := e.Data()
+	if err != nil {
+		return err
+	}
+	inv := data.Invoice
 	invoice, err := json.Marshal(inv)
 	if err != nil {
 		return consume.Permanent(fmt.Errorf("sqlsink: encode %s: %w", e.ID(), err))
@@ -184,8 +188,8 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 		return s.d.classify(fmt.Errorf("sqlsink: begin: %w", err))
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, s.d.rebind(insertEvent), e.ID(), inv.ID, string(e.Data.Event.Kind), e.Version,
-		s.d.timestamp(e.Data.Event.OccurredAt), int64(e.StreamSequence), s.d.json(event))
+	res, err := tx.ExecContext(ctx, s.d.rebind(insertEvent), e.ID(), inv.ID, string(data.Event.Kind), e.Version,
+		s.d.timestamp(data.Event.OccurredAt), int64(e.StreamSequence), s.d.json(event))
 	if err != nil {
 		return s.d.classify(fmt.Errorf("sqlsink: insert event %s: %w", e.ID(), err))
 	}
@@ -195,8 +199,8 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 	t := inv.Totals
 	_, err = tx.ExecContext(ctx, s.d.rebind(upsertInvoice), inv.ID, inv.Provider, inv.Source, inv.RemoteID, nullable(inv.Number),
 		string(inv.Direction), string(inv.DocumentType), string(inv.Status), inv.ProviderStatus, s.d.boolean(inv.IsOverdue),
-		s.d.boolean(e.Data.Event.Kind == schemas.KindDeleted), inv.Currency, t.Total.String(), t.Paid.String(), t.Due.String(),
-		nullable(inv.IssueDate), nullable(inv.DueDate), e.Version, e.ID(), s.d.timestamp(e.Data.Event.OccurredAt), s.d.json(invoice))
+		s.d.boolean(data.Event.Kind == schemas.KindDeleted), inv.Currency, t.Total.String(), t.Paid.String(), t.Due.String(),
+		nullable(inv.IssueDate), nullable(inv.DueDate), e.Version, e.ID(), s.d.timestamp(data.Event.OccurredAt), s.d.json(invoice))
 	if err != nil {
 		return s.d.classify(fmt.Errorf("sqlsink: upsert invoice %s: %w", inv.ID, err))
 	}

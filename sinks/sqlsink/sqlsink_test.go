@@ -101,9 +101,7 @@ func (h harness) Fail(t *testing.T, s sinks.Sink, permanent bool) (sinks.Event, 
 	if !permanent || h.b.name != "postgres" {
 		return sinks.Event{}, false
 	}
-	e := version(t, "bad-date", 1, "1.00")
-	e.Data.Invoice.IssueDate = "2024-13-45"
-	return e, true
+	return badDate(t), true
 }
 
 func TestConformance(t *testing.T) {
@@ -114,19 +112,34 @@ func TestConformance(t *testing.T) {
 
 // version returns an event for invoice inv at version v with total total.
 func version(t testing.TB, inv string, v int, total string) sinks.Event {
+	return versionWith(t, inv, v, total, func(*schemas.EventData) {})
+}
+
+// badDate is an event with an issue date the schema's pattern allows and
+// PostgreSQL refuses.
+func badDate(t testing.TB) sinks.Event {
+	return versionWith(t, "bad-date", 1, "1.00", func(d *schemas.EventData) { d.Invoice.IssueDate = "2024-13-45" })
+}
+
+// versionWith is version with its data edited by edit.
+func versionWith(t testing.TB, inv string, v int, total string, edit func(*schemas.EventData)) sinks.Event {
 	e := sinktest.Event(t, fmt.Sprintf("raw-%s-%d", inv, v), schemas.KindUpdated)
 	eur, _ := money.LookupCurrency("EUR")
 	d, _ := money.Parse(total)
-	data := e.Data
+	data, err := e.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
 	data.Invoice.ID, data.Invoice.RemoteID = "qonto:acme:"+inv, inv
 	data.Invoice.Totals.Total, data.Invoice.Totals.Due = money.Total(d, eur), money.Total(d, eur)
 	updated := time.Date(2024, 3, 1, 0, 0, v, 0, time.UTC)
 	data.Invoice.RemoteUpdatedAt, data.Event.OccurredAt = &updated, updated
+	edit(&data)
 	ev, err := ce.NewCanonical(data, fmt.Sprintf("raw-%s-%d", inv, v), ce.InvoiceVersion(updated), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sinks.Event{CloudEvent: ev, Data: data, Version: ce.InvoiceVersion(updated), StreamSequence: uint64(v)}
+	return sinks.Event{CloudEvent: ev, Version: ce.InvoiceVersion(updated), StreamSequence: uint64(v)}
 }
 
 func state(t *testing.T, s *Sink, inv string) (total string, sequence int64) {
@@ -191,9 +204,7 @@ func TestPostgresDataErrorIsPermanent(t *testing.T) {
 			continue
 		}
 		s := open(t, b)
-		e := version(t, "bad-date", 1, "1.00")
-		e.Data.Invoice.IssueDate = "2024-13-45" // the schema's pattern allows it; PostgreSQL does not
-		err := s.Deliver(t.Context(), e)
+		err := s.Deliver(t.Context(), badDate(t))
 		if class, ok := consume.PermanentClassOf(err); !ok || class != "sql_postgres" {
 			t.Fatalf("got %v, want a permanent sql_postgres error", err)
 		}
