@@ -290,3 +290,69 @@ func TestFromMsgReadsWhatTheSDKReads(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkNewCanonicalSet builds the three events of a new, finalized
+// invoice (created, updated, sent), as the normalizer does per webhook in
+// `make bench-e2e`, and encodes them as messages.
+func BenchmarkNewCanonicalSet(b *testing.B) {
+	raw, err := os.ReadFile("../testdata/events/qonto-paid.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var d schemas.EventData
+	if err := json.Unmarshal(raw, &d); err != nil {
+		b.Fatal(err)
+	}
+	var ds []schemas.EventData
+	for _, k := range []schemas.Kind{schemas.KindCreated, schemas.KindUpdated, schemas.KindSent} {
+		d.Event.Kind, d.Payment = k, nil
+		ds = append(ds, d)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		set, err := NewCanonicalSet(ds, "raw-1", 1, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range set {
+			if _, err := ToMsg(b.Context(), "invoices.v1.created.qonto.acme", e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestSetEncodesAsEventData: the set's events, their invoice encoded once,
+// carry the bytes json.Marshal gives each EventData.
+func TestSetEncodesAsEventData(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/events/qonto-paid.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d schemas.EventData
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	eur, _ := money.LookupCurrency("EUR")
+	var ds []schemas.EventData
+	for _, k := range []schemas.Kind{schemas.KindUpdated, schemas.KindStatusChanged, schemas.KindPaymentReceived, schemas.KindPaid} {
+		d.Event.Kind, d.Payment = k, nil
+		if k == schemas.KindPaymentReceived {
+			d.Payment = &schemas.Payment{Currency: "EUR", Amount: money.Total(decimal.NewFromInt(5), eur)}
+		}
+		ds = append(ds, d)
+	}
+	set, err := NewCanonicalSet(ds, "raw-1", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range set {
+		want, err := json.Marshal(ds[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(e.Data(), want) {
+			t.Fatalf("%s:\n got %s\nwant %s", ds[i].Event.Kind, e.Data(), want)
+		}
+	}
+}
