@@ -230,11 +230,20 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		reply(w, res.status, map[string]any{"error": res.reason})
 	}
 	s.metrics.observe(src.Provider, src.ID, res.label, time.Since(start))
-	level := slog.LevelInfo
-	if res.status >= 500 {
-		level = slog.LevelWarn
+	s.log.Log(r.Context(), logLevel(res.status), "webhook", "provider", src.Provider, "source", src.ID, "status", res.status, "outcome", res.label, "reason", res.reason)
+}
+
+// logLevel is the level of a webhook's log line: debug for a webhook
+// stored (counted by invoicehub_ingress_requests_total and kept in
+// WEBHOOKS), info for a refusal, warn when storage failed.
+func logLevel(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelWarn
+	case status >= 300:
+		return slog.LevelInfo
 	}
-	s.log.Log(r.Context(), level, "webhook", "provider", src.Provider, "source", src.ID, "status", res.status, "outcome", res.label, "reason", res.reason)
+	return slog.LevelDebug
 }
 
 // accept runs one webhook of a known source through verification and

@@ -288,3 +288,33 @@ func TestContentID(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookLogLevels: a webhook stored is logged at debug (the metrics
+// and WEBHOOKS count it), a refused one at info, so that info-level logs
+// hold what an operator looks into and no line per webhook accepted.
+func TestWebhookLogLevels(t *testing.T) {
+	f := newFixture(t, Options{})
+	body := qontoBody("evt-levels")
+	for _, tc := range []struct {
+		header http.Header
+		status int
+		level  string
+	}{
+		{signed(body, testSecret), http.StatusOK, "DEBUG"},
+		{signed(body, "not-the-secret-0123456789abcdef"), http.StatusUnauthorized, "INFO"},
+	} {
+		f.logs.Reset()
+		if resp := f.post(t, "/webhooks/qonto/acme", tc.header, body); resp.StatusCode != tc.status {
+			t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+		}
+		var line struct{ Level, Msg string }
+		for l := range strings.Lines(f.logs.String()) {
+			if err := json.Unmarshal([]byte(l), &line); err == nil && line.Msg == "webhook" {
+				break
+			}
+		}
+		if line.Msg != "webhook" || line.Level != tc.level {
+			t.Fatalf("status %d: webhook line at %q, want %s (logs: %s)", tc.status, line.Level, tc.level, f.logs)
+		}
+	}
+}
