@@ -70,14 +70,15 @@ func ToMsg(_ context.Context, subj string, e event.Event) (*nats.Msg, error) {
 	if err := e.Validate(); err != nil {
 		return nil, fmt.Errorf("ce: invalid event: %w", err)
 	}
-	header := nats.Header{}
-	for _, a := range spec.VS.Version(e.SpecVersion()).Attributes() {
+	attributes, extensions := spec.VS.Version(e.SpecVersion()).Attributes(), e.Extensions()
+	header := make(nats.Header, len(attributes)+len(extensions)+1)
+	for _, a := range attributes {
 		if v := a.Get(e.Context); v != nil {
-			header.Set(headerPrefix+a.Name(), headerValue(v))
+			header.Set(headerName(a.Name()), headerValue(v))
 		}
 	}
-	for name, v := range e.Extensions() {
-		header.Set(headerPrefix+name, headerValue(v))
+	for name, v := range extensions {
+		header.Set(headerName(name), headerValue(v))
 	}
 	header.Set(jetstream.MsgIDHeader, e.ID())
 	return &nats.Msg{Subject: subj, Header: header, Data: e.Data()}, nil
@@ -85,6 +86,30 @@ func ToMsg(_ context.Context, subj string, e event.Event) (*nats.Msg, error) {
 
 // headerPrefix prefixes the CloudEvents attributes among NATS headers.
 const headerPrefix = "ce-"
+
+// headerNames are the headers of the attributes and extensions invoicehub
+// writes, built once: ToMsg runs for every event published.
+var headerNames = func() map[string]string {
+	names := map[string]string{}
+	for _, v := range spec.VS.Versions() {
+		for _, a := range v.Attributes() {
+			names[a.Name()] = headerPrefix + a.Name()
+		}
+	}
+	for _, ext := range []string{ExtProvider, ExtSource, ExtPartitionKey, ExtInvoiceVersion, ExtSequenceDeprecated,
+		ExtInvoiceNumber, ExtTraceParent, ExtVerifiedKey, ExtClockSkewMS} {
+		names[ext] = headerPrefix + ext
+	}
+	return names
+}()
+
+// headerName is the NATS header of a CloudEvents attribute or extension.
+func headerName(name string) string {
+	if h, ok := headerNames[name]; ok {
+		return h
+	}
+	return headerPrefix + name
+}
 
 // headerValue renders an attribute value as the SDK's binding does.
 func headerValue(v any) string {
