@@ -5,6 +5,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -42,6 +43,13 @@ func (e *envelope) field(name string) *string {
 	return nil
 }
 
+// decoders are reused from one webhook to the next: a decoder's state is
+// a few KiB to allocate and clear.
+var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(empty) }}
+
+// empty is what a decoder reads while in the pool: it holds no body.
+var empty = new(bytes.Buffer)
+
 // jsonObject checks that body is one JSON object and reads its envelope,
 // in a single pass that copies only the envelope's strings. It reads JSON
 // as the normalizer does (names match case-sensitively), and refuses what
@@ -52,7 +60,12 @@ func jsonObject(body []byte) (envelope, error) { return readEnvelope(body, false
 // readEnvelope is jsonObject, keeping the value of "data" when keepData.
 func readEnvelope(body []byte, keepData bool) (envelope, error) {
 	var env envelope
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	dec := decoders.Get().(*jsontext.Decoder)
+	dec.Reset(bytes.NewBuffer(body)) // read in place: the decoder copies nothing from a *bytes.Buffer
+	defer func() {
+		dec.Reset(empty)
+		decoders.Put(dec)
+	}()
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return env, notObject(err)
 	}

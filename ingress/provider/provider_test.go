@@ -3,6 +3,7 @@ package provider
 import (
 	"errors"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -450,6 +451,21 @@ func TestStandardWebhooksChecksTheInvoiceAtTheDoor(t *testing.T) {
 		_, err := standardWebhooks.Identify(Request{Header: h, Body: []byte(body)})
 		if (err == nil) != ok || err != nil && !errors.Is(err, ErrMalformed) {
 			t.Errorf("%.80s…: %v, want ok=%v", body, err, ok)
+		}
+	}
+}
+
+// BenchmarkIdentifyQonto reads the envelope of Qonto's documented client
+// invoice event, as ingress does for every webhook.
+func BenchmarkIdentifyQonto(b *testing.B) {
+	body, err := os.ReadFile("../../normalizer/testdata/raw/qonto/client-invoice-documented.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := identifyQonto(Request{Body: body}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
