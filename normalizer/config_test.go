@@ -26,3 +26,15 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultConcurrency: the stage's default and a Config built in code
+// (invoicehub dev) run DefaultConcurrency deliveries at once.
+func TestDefaultConcurrency(t *testing.T) {
+	c, err := LoadConfig(func(string) string { return "" }, nil)
+	if err != nil || c.Concurrency != DefaultConcurrency {
+		t.Fatalf("LoadConfig: concurrency %d, %v", c.Concurrency, err)
+	}
+	if got := (Config{}).ConsumeConfig().Concurrency; got != DefaultConcurrency {
+		t.Fatalf("Config{}: concurrency %d, want %d", got, DefaultConcurrency)
+	}
+}
