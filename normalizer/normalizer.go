@@ -63,11 +63,13 @@ func (c Config) ConsumeConfig() consume.Config {
 
 // DefaultConcurrency is how many raw events the normalizer handles at
 // once, across invoices: each waits on three round trips to JetStream
-// (the state write, the publishes, the announcement's clearing), and 16
-// in flight let the connection batch them. In `make bench-e2e`, against
-// 4, it cut the CPU per webhook at 1,000/s from 3,103–3,926 µs to
-// 2,585–2,590 µs and p99 from 7.0–12.2 s to 4.4–4.7 s (saturated).
-const DefaultConcurrency = 16
+// (the state write, the publishes, the announcement's clearing), and many
+// in flight let the connection batch them. In `make bench-e2e` at
+// 1,000/s, 4 cost 3,103–3,926 µs per webhook (p99 7.0–12.2 s), 16
+// 2,235–2,720 µs (p99 2.7–5.3 s) and 64 1,886–1,955 µs (p99 1.2–1.6 s),
+// the normalizer's RSS 53 MiB (docs/ARCHITECTURE.md, "Measured
+// throughput").
+const DefaultConcurrency = 64
 
 // Normalizer consumes raw webhooks and publishes canonical events.
 type Normalizer struct {
@@ -346,7 +348,7 @@ func (n *Normalizer) report(p *prepared, out Output) {
 // LoadConfig reads the normalizer's configuration, the common stage
 // variables (package stage) and these, returning every problem at once:
 //
-//	INVOICEHUB_CONCURRENCY          deliveries in flight [16]
+//	INVOICEHUB_CONCURRENCY          deliveries in flight [64]
 //	INVOICEHUB_MAX_ATTEMPTS         deliveries before a raw event is dead-lettered [10]
 //	INVOICEHUB_RECEIVABLE_SOURCES   comma-separated <provider>/<source> whose
 //	                                invoices are receivables (Mercoa) []
