@@ -295,14 +295,7 @@ func TestFromMsgReadsWhatTheSDKReads(t *testing.T) {
 // invoice (created, updated, sent), as the normalizer does per webhook in
 // `make bench-e2e`, and encodes them as messages.
 func BenchmarkNewCanonicalSet(b *testing.B) {
-	raw, err := os.ReadFile("../testdata/events/qonto-paid.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var d schemas.EventData
-	if err := json.Unmarshal(raw, &d); err != nil {
-		b.Fatal(err)
-	}
+	d := paidEvent(b)
 	var ds []schemas.EventData
 	for _, k := range []schemas.Kind{schemas.KindCreated, schemas.KindUpdated, schemas.KindSent} {
 		d.Event.Kind, d.Payment = k, nil
@@ -325,14 +318,7 @@ func BenchmarkNewCanonicalSet(b *testing.B) {
 // TestSetEncodesAsEventData: the set's events, their invoice encoded once,
 // carry the bytes json.Marshal gives each EventData.
 func TestSetEncodesAsEventData(t *testing.T) {
-	raw, err := os.ReadFile("../testdata/events/qonto-paid.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d schemas.EventData
-	if err := json.Unmarshal(raw, &d); err != nil {
-		t.Fatal(err)
-	}
+	d := paidEvent(t)
 	eur, _ := money.LookupCurrency("EUR")
 	var ds []schemas.EventData
 	for _, k := range []schemas.Kind{schemas.KindUpdated, schemas.KindStatusChanged, schemas.KindPaymentReceived, schemas.KindPaid} {

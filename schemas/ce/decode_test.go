@@ -111,7 +111,7 @@ func TestDecodeCanonicalIsATolerantReader(t *testing.T) {
 }
 
 // paidEvent is the contract's example event (testdata/events).
-func paidEvent(t *testing.T) schemas.EventData {
+func paidEvent(t testing.TB) schemas.EventData {
 	t.Helper()
 	raw, err := os.ReadFile("../testdata/events/qonto-paid.json")
 	if err != nil {
@@ -128,15 +128,7 @@ func paidEvent(t *testing.T) schemas.EventData {
 // envelope only (ReadCanonical) and for decoding the data too
 // (DecodeCanonical), on the contract's example event.
 func BenchmarkReadCanonical(b *testing.B) {
-	raw, err := os.ReadFile("../testdata/events/qonto-paid.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var d schemas.EventData
-	if err := json.Unmarshal(raw, &d); err != nil {
-		b.Fatal(err)
-	}
-	e, err := NewCanonical(d, "raw-1", 1700000000000000, "")
+	e, err := NewCanonical(paidEvent(b), "raw-1", 1700000000000000, "")
 	if err != nil {
 		b.Fatal(err)
 	}
