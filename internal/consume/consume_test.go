@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -522,4 +523,52 @@ func TestHeaderValue(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunnersAreReused: deliveries run on goroutines that outlive them (a
+// fresh goroutine per delivery grows its stack anew each time), about as
+// many as the deliveries held at most, and none is left once Run has
+// returned.
+func TestRunnersAreReused(t *testing.T) {
+	f := newFixture(t)
+	cfg := testConfig("runners")
+	cfg.Concurrency, cfg.MaxPending, cfg.Key = 2, 4, byPartitionKey
+	const n = 200
+	var mu sync.Mutex
+	goroutines := map[string]bool{}
+	var done atomic.Int32
+	stop := f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
+		mu.Lock()
+		goroutines[goroutineID()] = true
+		mu.Unlock()
+		done.Add(1)
+		return nil
+	})
+	for i := range n {
+		id := "r-" + strconv.Itoa(i)
+		f.publishKeyed(t, id, id) // every delivery its own key: its own lane
+	}
+	jstest.Eventually(t, 10*time.Second, "every delivery handled", func() bool { return done.Load() == n })
+	if got, most := len(goroutines), 2*cfg.MaxPending; got > most {
+		t.Fatalf("%d deliveries ran on %d goroutines, want at most %d", n, got, most)
+	}
+	stop()
+	if stacks := allStacks(); strings.Contains(stacks, "(*consumer).next(") {
+		t.Fatalf("a runner still waits for work after Run returned:\n%s", stacks)
+	}
+}
+
+// allStacks is every goroutine's stack.
+func allStacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
+
+// goroutineID is the calling goroutine's number, from its stack header
+// ("goroutine 42 [running]:").
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
 }
