@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,4 +214,45 @@ func (c *loadConn) post(req []byte) error {
 	}
 	_, err = c.r.Discard(length)
 	return err
+}
+
+// BenchmarkWebhookHandler serves Qonto's documented client-invoice event
+// through ingress's handler, in process (no socket), each request a new
+// event id, signed, verified and stored in an embedded JetStream: the
+// handler's own cost per webhook, for its CPU profile
+// (-cpuprofile; the PubAck round trip dominates the time).
+func BenchmarkWebhookHandler(b *testing.B) {
+	srv := jstest.Run(b)
+	nc, js := srv.Connect(b)
+	if err := streams.Ensure(context.Background(), js, streams.Config{}); err != nil {
+		b.Fatal(err)
+	}
+	documented, err := os.ReadFile("../normalizer/testdata/raw/qonto/client-invoice-documented.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := provider.NewSecret([]byte("bench-secret-0123456789abcdef0123"))
+	src := Source{Provider: "qonto", ID: "bench", Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{key}}}
+	s, err := New(nc, js, []Source{src}, Options{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := s.Handler()
+	qonto, _ := provider.Lookup("qonto")
+	const documentedID = `"123e4567-e89b-12d3-a456-426614174000"`
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := fmt.Sprintf(`"bench-%d"`, seq.Add(1))
+			body := bytes.Replace(documented, []byte(documentedID), []byte(id), 1)
+			r := httptest.NewRequest(http.MethodPost, "/webhooks/qonto/bench", bytes.NewReader(body))
+			r.Header = qonto.Sign(src.Credentials, provider.Message{Body: body, At: time.Now()})
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+	})
 }
