@@ -230,7 +230,16 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		reply(w, res.status, map[string]any{"error": res.reason})
 	}
 	s.metrics.observe(src.Provider, src.ID, res.label, time.Since(start))
-	s.log.Log(r.Context(), logLevel(res.status), "webhook", "provider", src.Provider, "source", src.ID, "status", res.status, "outcome", res.label, "reason", res.reason)
+	if level := logLevel(res.status); s.log.Enabled(r.Context(), level) { // the arguments are not even built at debug
+		s.log.Log(r.Context(), level, "webhook", "provider", src.Provider, "source", src.ID, "status", res.status, "outcome", res.label, "reason", res.reason)
+	}
+}
+
+// stored is the answer to a webhook stored: accepted or duplicate, and
+// the event id it was stored under.
+type stored struct {
+	Status string `json:"status"`
+	ID     string `json:"id"`
 }
 
 // logLevel is the level of a webhook's log line: debug for a webhook
@@ -248,7 +257,7 @@ func logLevel(status int) slog.Level {
 
 // accept runs one webhook of a known source through verification and
 // publishing.
-func (s *Server) accept(r *http.Request, w http.ResponseWriter, src *source) (outcome, map[string]any) {
+func (s *Server) accept(r *http.Request, w http.ResponseWriter, src *source) (outcome, *stored) {
 	select {
 	case src.inFlight <- struct{}{}:
 		defer func() { <-src.inFlight }()
@@ -286,7 +295,7 @@ func (s *Server) accept(r *http.Request, w http.ResponseWriter, src *source) (ou
 // publish stores the raw event: 200 once JetStream acknowledged it; 503
 // when it is unavailable (retrying may help), 413 when the event is too
 // large for it (retrying cannot).
-func (s *Server) publish(ctx context.Context, msg *nats.Msg, id string) (outcome, map[string]any) {
+func (s *Server) publish(ctx context.Context, msg *nats.Msg, id string) (outcome, *stored) {
 	if s.nc != nil && s.nc.Status() != nats.CONNECTED {
 		// Disconnected: refused at once, never buffered to be sent later.
 		return outcome{http.StatusServiceUnavailable, "unavailable", "storage unavailable, retry later"}, nil
@@ -309,7 +318,7 @@ func (s *Server) publish(ctx context.Context, msg *nats.Msg, id string) (outcome
 	if ack.Duplicate {
 		label = "duplicate"
 	}
-	return outcome{http.StatusOK, label, ""}, map[string]any{"status": label, "id": id}
+	return outcome{http.StatusOK, label, ""}, &stored{Status: label, ID: id}
 }
 
 // rawMessage builds the raw CloudEvent message for a verified webhook and
@@ -398,8 +407,13 @@ func mediaType(contentType string) string {
 	return mt
 }
 
+// reply writes body as one line of JSON.
 func reply(w http.ResponseWriter, status int, body any) {
+	b, err := json.Marshal(body)
+	if err != nil { // only the types above reach it: cannot happen
+		status, b = http.StatusInternalServerError, []byte(`{"error":"cannot encode the answer"}`)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+	_, _ = w.Write(append(b, '\n'))
 }
