@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/ingress/provider"
 	"github.com/invoicehub/invoicehub/internal/jstest"
@@ -47,17 +48,7 @@ func benchBody(id int64) []byte {
 // identify, publish, PubAck) and raw JetStream publishes of the same
 // payloads as the same CloudEvent messages, and reports the ratio.
 func BenchmarkIngressVsPublish(b *testing.B) {
-	srv := jstest.Run(b)
-	nc, js := srv.Connect(b)
-	if err := streams.Ensure(context.Background(), js, streams.Config{}); err != nil {
-		b.Fatal(err)
-	}
-	key := provider.NewSecret([]byte("bench-secret-0123456789abcdef0123"))
-	src := Source{Provider: "qonto", ID: "bench", Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{key}}}
-	s, err := New(nc, js, []Source{src}, Options{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, src, js := benchServer(b)
 	hs := httptest.NewUnstartedServer(s.Handler())
 	hs.Config = stage.NewHTTPServer(s.Handler())
 	hs.Start()
@@ -222,18 +213,8 @@ func (c *loadConn) post(req []byte) error {
 // handler's own cost per webhook, for its CPU profile
 // (-cpuprofile; the PubAck round trip dominates the time).
 func BenchmarkWebhookHandler(b *testing.B) {
-	srv := jstest.Run(b)
-	nc, js := srv.Connect(b)
-	if err := streams.Ensure(context.Background(), js, streams.Config{}); err != nil {
-		b.Fatal(err)
-	}
+	s, src, _ := benchServer(b)
 	documented, err := os.ReadFile("../normalizer/testdata/raw/qonto/client-invoice-documented.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	key := provider.NewSecret([]byte("bench-secret-0123456789abcdef0123"))
-	src := Source{Provider: "qonto", ID: "bench", Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{key}}}
-	s, err := New(nc, js, []Source{src}, Options{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -255,4 +236,22 @@ func BenchmarkWebhookHandler(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchServer is ingress with one Qonto source, "bench", storing in an
+// embedded JetStream.
+func benchServer(b *testing.B) (*Server, Source, jetstream.JetStream) {
+	b.Helper()
+	srv := jstest.Run(b)
+	nc, js := srv.Connect(b)
+	if err := streams.Ensure(context.Background(), js, streams.Config{}); err != nil {
+		b.Fatal(err)
+	}
+	key := provider.NewSecret([]byte("bench-secret-0123456789abcdef0123"))
+	src := Source{Provider: "qonto", ID: "bench", Credentials: provider.Credentials{Tolerance: 5 * time.Minute, Secrets: []provider.Secret{key}}}
+	s, err := New(nc, js, []Source{src}, Options{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, src, js
 }
