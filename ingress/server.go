@@ -410,7 +410,7 @@ func mediaType(contentType string) string {
 // reply writes body as one line of JSON.
 func reply(w http.ResponseWriter, status int, body any) {
 	b, err := json.Marshal(body)
-	if err != nil { // only the types above reach it: cannot happen
+	if err != nil { // its bodies are string maps and stored: cannot fail
 		status, b = http.StatusInternalServerError, []byte(`{"error":"cannot encode the answer"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
