@@ -104,8 +104,8 @@ func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error
 	return letter(m.Subject, m.Sequence, m.Time, m.Header, m.Data), nil
 }
 
-// Replay sends the dead letter at seq back to its consumer, records it in
-// the delivery ledger, and removes it from the DLQ. The republished message keeps the original headers (the
+// Replay records in the delivery ledger that the dead letter at seq goes
+// back to its consumer, sends it back, and removes it from the DLQ. The republished message keeps the original headers (the
 // ce-* attributes) and body; its dedup id is unique to this dead letter.
 func Replay(ctx context.Context, js jetstream.JetStream, seq uint64) error {
 	l, err := Get(ctx, js, seq)
@@ -122,11 +122,16 @@ func Replay(ctx context.Context, js jetstream.JetStream, seq uint64) error {
 		}
 	}
 	h.Set(jetstream.MsgIDHeader, "replay:"+strconv.FormatUint(seq, 10)+":"+l.Header.Get(consume.HeaderStreamSeq))
-	msg := &nats.Msg{Subject: subject.Replay(l.Stage, l.Consumer), Header: h, Data: l.Data}
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
+	// The ledger's entry is stored first, so that it precedes the
+	// attempts of the replay in the ledger (and in `invoicehub trace`);
+	// written after the publish, the consumer's first attempt could come
+	// before it. If the publish then fails, the dead letter stays, to be
+	// replayed again, and the entry tells of a replay that was tried.
+	if err := ledger.Replayed(ctx, js, l.Stage, l.Consumer, l.Header); err != nil {
 		return fmt.Errorf("deadletter: replay %d: %w", seq, err)
 	}
-	if err := ledger.Replayed(ctx, js, l.Stage, l.Consumer, l.Header); err != nil {
+	msg := &nats.Msg{Subject: subject.Replay(l.Stage, l.Consumer), Header: h, Data: l.Data}
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("deadletter: replay %d: %w", seq, err)
 	}
 	return remove(ctx, js, seq)

@@ -2,6 +2,7 @@ package deadletter
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/invoicehub/invoicehub/schemas/subject"
@@ -62,6 +63,15 @@ func TestListShowReplayPurge(t *testing.T) {
 	m, err := inv.GetLastMsgForSubject(t.Context(), "replay.sink.crm")
 	if err != nil || string(m.Data) != "a" || m.Header.Get("ce-id") != "a" || m.Header.Get(consume.HeaderErrorClass) != "" {
 		t.Fatalf("replayed message %v %v", m, err)
+	}
+	// Its ledger entry was stored first: it precedes the replay's attempts.
+	ledgerStream, _ := js.Stream(t.Context(), subject.LedgerStream)
+	entry, err := ledgerStream.GetLastMsgForSubject(t.Context(), subject.LedgerRoot+".sink.crm.>")
+	if err != nil || !strings.Contains(string(entry.Data), `"result":"replayed"`) {
+		t.Fatalf("replayed entry %v %v", entry, err)
+	}
+	if entry.Time.After(m.Time) {
+		t.Fatalf("replayed entry stored at %v, after the replay at %v", entry.Time, m.Time)
 	}
 	if n, err := Purge(t.Context(), js, ParseFilter("sink")); err != nil || n != 1 {
 		t.Fatalf("purge sink: %d %v", n, err)
