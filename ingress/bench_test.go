@@ -221,6 +221,9 @@ func BenchmarkWebhookHandler(b *testing.B) {
 	h := s.Handler()
 	qonto, _ := provider.Lookup("qonto")
 	const documentedID = `"123e4567-e89b-12d3-a456-426614174000"`
+	if !bytes.Contains(documented, []byte(documentedID)) {
+		b.Fatalf("the documented event has no id %s to make unique", documentedID)
+	}
 	var seq atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

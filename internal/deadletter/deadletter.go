@@ -105,8 +105,9 @@ func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error
 }
 
 // Replay records in the delivery ledger that the dead letter at seq goes
-// back to its consumer, sends it back, and removes it from the DLQ. The republished message keeps the original headers (the
-// ce-* attributes) and body; its dedup id is unique to this dead letter.
+// back to its consumer, sends it back, and removes it from the DLQ. The
+// republished message keeps the original headers (the ce-* attributes)
+// and body; its dedup id is unique to this dead letter.
 func Replay(ctx context.Context, js jetstream.JetStream, seq uint64) error {
 	l, err := Get(ctx, js, seq)
 	if err != nil {
