@@ -152,9 +152,11 @@ func (c *consumer) dispatch(d *Delivery) {
 // their job, until shutdown: a goroutine's stack grows as a handler runs
 // (JSON, schema validation, the NATS client), and a fresh goroutine per
 // delivery grew and copied it again every time, 6–8 % of the normalizer's
-// and the sinks' CPU. A runner is only started when every runner is busy,
-// so there are about as many as deliveries held at the busiest (at most
-// MaxPending), and the stacks of those waiting shrink at each GC.
+// and the sinks' CPU. A runner is only started when no runner waits, so
+// there are about as many as deliveries held at the busiest (MaxPending,
+// and a few more when deliveries arrive while runners that have just
+// finished a job are not yet waiting); the stacks of those waiting shrink
+// at each GC.
 func (c *consumer) start(job func()) {
 	for {
 		n := c.idle.Load()
