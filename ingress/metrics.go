@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,13 +38,45 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// observe counts a request; an unknown provider or source is labelled
+// refused counts a request not stored (a webhook stored is counted by its
+// source's sourceMetrics); an unknown provider or source is labelled
 // "unknown" by the caller, so that a scan of random URLs cannot blow up
 // the label space.
-func (m *metrics) observe(providerName, source string, outcome string, d time.Duration) {
+func (m *metrics) refused(providerName, source string, outcome string, d time.Duration) {
 	m.requests.WithLabelValues(providerName, source, outcome).Inc()
 	m.duration.WithLabelValues(providerName, outcome).Observe(d.Seconds())
-	if outcome == "accepted" || outcome == "duplicate" {
-		m.lastSeen.WithLabelValues(providerName, source).SetToCurrentTime()
+}
+
+// sourceMetrics are one source's series of a webhook stored, bound once:
+// looking them up by label values took a hash and a lock per webhook. The
+// last-seen gauge is bound at the first webhook stored, so that a source
+// never seen has no series (rather than one at 0 that looks silent since
+// 1970).
+type sourceMetrics struct {
+	accepted, duplicate     prometheus.Counter
+	acceptedIn, duplicateIn prometheus.Observer
+	lastSeen                func() prometheus.Gauge
+}
+
+func (m *metrics) forSource(providerName, source string) *sourceMetrics {
+	return &sourceMetrics{
+		accepted:    m.requests.WithLabelValues(providerName, source, "accepted"),
+		duplicate:   m.requests.WithLabelValues(providerName, source, "duplicate"),
+		acceptedIn:  m.duration.WithLabelValues(providerName, "accepted"),
+		duplicateIn: m.duration.WithLabelValues(providerName, "duplicate"),
+		lastSeen:    sync.OnceValue(func() prometheus.Gauge { return m.lastSeen.WithLabelValues(providerName, source) }),
 	}
+}
+
+// stored counts a webhook of the source stored: outcome "accepted" or
+// "duplicate".
+func (sm *sourceMetrics) stored(duplicate bool, d time.Duration) {
+	if duplicate {
+		sm.duplicate.Inc()
+		sm.duplicateIn.Observe(d.Seconds())
+	} else {
+		sm.accepted.Inc()
+		sm.acceptedIn.Observe(d.Seconds())
+	}
+	sm.lastSeen().SetToCurrentTime()
 }

@@ -95,6 +95,7 @@ type source struct {
 	inFlight     chan struct{}
 	failedAuths  *rate.Limiter
 	providerImpl provider.Provider
+	metrics      *sourceMetrics
 }
 
 // New returns a server publishing with js; nc backs the readiness check
@@ -125,6 +126,7 @@ func New(nc *nats.Conn, js jetstream.JetStream, sources []Source, opts Options, 
 		s.sources[sourceKey(src.Provider, src.ID)] = &source{
 			Source: src, providerImpl: p, inFlight: make(chan struct{}, opts.MaxInFlightPerSource),
 			failedAuths: rate.NewLimiter(rate.Limit(opts.FailedAuthPerSecond), opts.FailedAuthBurst),
+			metrics:     m.forSource(src.Provider, src.ID),
 		}
 	}
 	return s, errors.Join(errs...)
@@ -211,7 +213,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	src := s.sources[sourceKey(r.PathValue("provider"), r.PathValue("source"))]
 	if src == nil { // neither the path nor its length reaches a log or a metric label
-		s.metrics.observe("unknown", "unknown", "not_found", time.Since(start))
+		s.metrics.refused("unknown", "unknown", "not_found", time.Since(start))
 		reply(w, http.StatusNotFound, map[string]any{"error": notFound})
 		return
 	}
@@ -229,7 +231,11 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	} else {
 		reply(w, res.status, map[string]any{"error": res.reason})
 	}
-	s.metrics.observe(src.Provider, src.ID, res.label, time.Since(start))
+	if res.status == http.StatusOK {
+		src.metrics.stored(res.label == "duplicate", time.Since(start))
+	} else {
+		s.metrics.refused(src.Provider, src.ID, res.label, time.Since(start))
+	}
 	if level := logLevel(res.status); s.log.Enabled(r.Context(), level) { // the arguments are not even built at debug
 		s.log.Log(r.Context(), level, "webhook", "provider", src.Provider, "source", src.ID, "status", res.status, "outcome", res.label, "reason", res.reason)
 	}
@@ -300,7 +306,12 @@ func (s *Server) publish(ctx context.Context, msg *nats.Msg, id string) (outcome
 		// Disconnected: refused at once, never buffered to be sent later.
 		return outcome{http.StatusServiceUnavailable, "unavailable", "storage unavailable, retry later"}, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.PublishTimeout)
+	// The wait for the PubAck is bounded by the deadline alone, not by the
+	// client staying: a client gone cannot take back a publish sent, and the
+	// outcome counted and logged is then JetStream's. (Detached, the timer
+	// is not registered with the request's context: a map insert and
+	// delete less per webhook.)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.PublishTimeout)
 	defer cancel()
 	if encodedSize(msg) > s.opts.MaxPayload-consume.DeadLetterRoom {
 		return outcome{http.StatusRequestEntityTooLarge, "too_large", "too large to store"}, nil

@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -170,6 +171,46 @@ func TestDuplicateIsAcceptedOnce(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(f.server.metrics.requests.WithLabelValues("qonto", "acme", "duplicate")); got != 1 {
 		t.Fatalf("duplicate metric %v", got)
+	}
+}
+
+func TestMetricsCountWhatWasStored(t *testing.T) {
+	f := newFixture(t, Options{})
+	m := f.server.metrics
+	if n := testutil.CollectAndCount(m.lastSeen); n != 0 {
+		t.Fatalf("%d last-seen series before any webhook: a source never seen must have none", n)
+	}
+	body := qontoBody("evt-count")
+	f.post(t, "/webhooks/qonto/acme", signed(body, "wrong-secret-0123456789abcdef012"), body)
+	if n := testutil.CollectAndCount(m.lastSeen); n != 0 {
+		t.Fatalf("%d last-seen series after a refusal", n)
+	}
+	f.post(t, "/webhooks/qonto/acme", signed(body, testSecret), body)
+	for outcome, want := range map[string]float64{"unauthorized": 1, "accepted": 1, "duplicate": 0} {
+		if got := testutil.ToFloat64(m.requests.WithLabelValues("qonto", "acme", outcome)); got != want {
+			t.Errorf("%s: %v, want %v", outcome, got, want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.duration); n != 3 { // unauthorized, and accepted and duplicate bound at start
+		t.Errorf("%d duration series, want 3", n)
+	}
+	if seen := testutil.ToFloat64(m.lastSeen.WithLabelValues("qonto", "acme")); seen < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("last seen %v after a webhook stored", seen)
+	}
+}
+
+func TestPublishOutlivesTheClient(t *testing.T) {
+	f := newFixture(t, Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // the client has gone before the PubAck came
+	msg := nats.NewMsg(subject.Webhook("qonto", "acme"))
+	msg.Header.Set(jetstream.MsgIDHeader, "qonto/acme/evt-gone")
+	msg.Data = qontoBody("evt-gone")
+	if res, st := f.server.publish(ctx, msg, "evt-gone"); res.status != http.StatusOK || st == nil || st.Status != "accepted" {
+		t.Fatalf("publish after the client left: %+v %+v; JetStream's answer expected, not the client's", res, st)
+	}
+	if n := len(f.stored(t)); n != 1 {
+		t.Fatalf("%d messages stored", n)
 	}
 }
 
