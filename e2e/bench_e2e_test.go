@@ -422,10 +422,15 @@ type capResult struct {
 // soon as the previous one is answered, for benchWarm + benchWindow, and
 // counts the answers completed within the window.
 func closedLoop(lg *loadGen, target, base string, pr, natsProc *proc, tck int64, n int) capResult {
+	return closedLoopFor(lg, target, base, pr, natsProc, tck, n, benchWarm, benchWindow)
+}
+
+// closedLoopFor is closedLoop with its warm-up and window.
+func closedLoopFor(lg *loadGen, target, base string, pr, natsProc *proc, tck int64, n int, warm, window time.Duration) capResult {
 	pids := []int{pidOf(pr), pidOf(natsProc)}
 	at := time.Now().Add(-time.Hour)
 	t0 := time.Now()
-	from, to := t0.Add(benchWarm), t0.Add(benchWarm+benchWindow)
+	from, to := t0.Add(warm), t0.Add(warm+window)
 	var ok, refused atomic.Int64
 	var wg sync.WaitGroup
 	for c := range n {
@@ -449,7 +454,7 @@ func closedLoop(lg *loadGen, target, base string, pr, natsProc *proc, tck int64,
 	cpu1 := cpuOf(pids, tck)
 	wg.Wait()
 	return capResult{target: target, clients: n, ok: int(ok.Load()), refused: int(refused.Load()),
-		perSec: float64(ok.Load()) / benchWindow.Seconds(), cpu: cpu1[0] - cpu0[0], natsCPU: cpu1[1] - cpu0[1]}
+		perSec: float64(ok.Load()) / window.Seconds(), cpu: cpu1[0] - cpu0[0], natsCPU: cpu1[1] - cpu0[1]}
 }
 
 func pidOf(pr *proc) int {

@@ -18,8 +18,10 @@ import (
 // TestProfileE2E runs the benchmark's pipeline at 500 webhooks/s for 12 s
 // and saves an 8-second CPU profile of each stage and of nats-server,
 // taken meanwhile, in INVOICEHUB_BENCH_PROFILE (go tool pprof
-// <process>.pprof): where the benchmark's CPU goes. Skipped without the
-// variable.
+// <process>.pprof): where the benchmark's CPU goes. Then, as the bench's
+// capacity step does, it drives ingress alone closed-loop and saves
+// capacity-ingress.pprof and capacity-nats-server.pprof. Skipped without
+// the variable.
 //
 //	INVOICEHUB_BENCH_PROFILE=/tmp/prof go test -tags benche2e -run TestProfileE2E ./e2e
 func TestProfileE2E(t *testing.T) {
@@ -45,6 +47,25 @@ func TestProfileE2E(t *testing.T) {
 	lg := newLoadGen(p.secret)
 	tck := clockTicks()
 	runStep(t, lg, p.httpURL, hook, js, procs, tck, "warmup", 200, time.Second)
+	wg := profile(t, dir, "", profilers)
+	r := runStep(t, lg, p.httpURL, hook, js, procs, tck, "r500", 500, 12*time.Second)
+	wg.Wait()
+	t.Logf("500/s: p50 %v p99 %v, lost %d; profiles in %s", r.p50, r.p99, r.lost, dir)
+
+	// Capacity, as TestBenchE2E measures it: normalizer and sinks stopped,
+	// ingress driven closed-loop by the bench's largest client count.
+	p.normalizer.stop()
+	p.sinks.stop()
+	wg = profile(t, dir, "capacity-", map[string]string{"ingress": profilers["ingress"], "nats-server": profilers["nats-server"]})
+	c := closedLoopFor(lg, "ingress", p.httpURL, p.ingress, p.nats, tck, benchClients[len(benchClients)-1], 2*time.Second, 8*time.Second)
+	wg.Wait()
+	t.Logf("capacity: %.0f/s, ingress %v and nats-server %v of CPU per webhook; profiles in %s",
+		c.perSec, c.cpu/time.Duration(max(c.ok, 1)), c.natsCPU/time.Duration(max(c.ok, 1)), dir)
+}
+
+// profile takes, 2 s from now, an 8-second CPU profile of each process
+// (name → profiler base URL) into dir/<prefix><name>.pprof.
+func profile(t *testing.T, dir, prefix string, profilers map[string]string) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for process, base := range profilers {
 		wg.Go(func() {
@@ -55,7 +76,7 @@ func TestProfileE2E(t *testing.T) {
 				return
 			}
 			defer resp.Body.Close()
-			f, err := os.Create(filepath.Join(dir, process+".pprof"))
+			f, err := os.Create(filepath.Join(dir, prefix+process+".pprof"))
 			if err != nil {
 				t.Error(err)
 				return
@@ -64,7 +85,5 @@ func TestProfileE2E(t *testing.T) {
 			io.Copy(f, resp.Body)
 		})
 	}
-	r := runStep(t, lg, p.httpURL, hook, js, procs, tck, "r500", 500, 12*time.Second)
-	wg.Wait()
-	t.Logf("500/s: p50 %v p99 %v, lost %d; profiles in %s", r.p50, r.p99, r.lost, dir)
+	return &wg
 }
