@@ -72,7 +72,7 @@ func BenchmarkIngressVsPublish(b *testing.B) {
 		msgs := make([]*nats.Msg, benchBatch)
 		for i := range msgs {
 			id := seq.Add(1)
-			e, err := ce.NewRaw(ce.Raw{Provider: "qonto", Source: "bench", Type: "com.qonto.client_invoices.created", ID: fmt.Sprintf("bench-%d", id), Time: time.Now(), Body: benchBody(id)})
+			e, err := ce.NewRaw(ce.Raw{Provider: "qonto", Source: "bench", Type: "com.qonto.v1/client-invoices", ID: fmt.Sprintf("bench-%d", id), Time: time.Now(), Body: benchBody(id)})
 			if err != nil {
 				b.Fatal(err)
 			}

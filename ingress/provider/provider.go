@@ -86,7 +86,7 @@ type Identity struct {
 	// ID is the provider's event id; empty where the provider has none.
 	ID string
 	// Type is the CloudEvent type of the raw event, e.g.
-	// com.qonto.client_invoices.created.
+	// com.qonto.v1/client-invoices.
 	Type string
 	// Time is when the provider says the event happened; zero if unknown.
 	Time time.Time

@@ -78,7 +78,7 @@ func TestPublishDeduplicatesAndKeepsBytes(t *testing.T) {
 	if err := Ensure(t.Context(), js, Config{}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := ce.NewRaw(ce.Raw{Provider: "qonto", Source: "acme", Type: "com.qonto.v1.client_invoices", ID: "e-dup", Time: time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC), Body: oddBody})
+	e, err := ce.NewRaw(ce.Raw{Provider: "qonto", Source: "acme", Type: "com.qonto.v1/client-invoices", ID: "e-dup", Time: time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC), Body: oddBody})
 	if err != nil {
 		t.Fatal(err)
 	}

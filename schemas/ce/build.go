@@ -19,7 +19,7 @@ import (
 type Raw struct {
 	Provider string
 	Source   string
-	// Type is the CloudEvent type, e.g. com.qonto.client_invoices.created.
+	// Type is the CloudEvent type, e.g. com.qonto.v1/client-invoices.
 	Type string
 	// ID is the provider's event id, or a hash of the delivery where the
 	// provider has none; it is also the JetStream dedup id.

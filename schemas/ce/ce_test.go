@@ -30,7 +30,7 @@ var oddBody = []byte("{ \"id\" :\"e-1\",\n\t\"amount\": 0.10 , \"name\":\"caf\u0
 func rawEvent(t testing.TB, id string, body []byte) Raw {
 	t.Helper()
 	return Raw{
-		Provider: "qonto", Source: "acme", Type: "com.qonto.client_invoices.created", ID: id,
+		Provider: "qonto", Source: "acme", Type: "com.qonto.v1/client-invoices", ID: id,
 		Time: time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC), Body: body, VerifiedKey: 1, ClockSkew: -1500 * time.Millisecond,
 	}
 }
@@ -45,7 +45,7 @@ func TestRawRoundTripKeepsBodyBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantHeaders := map[string]string{
-		"ce-id": "e-1", "ce-source": "/webhooks/qonto/acme", "ce-type": "com.qonto.client_invoices.created",
+		"ce-id": "e-1", "ce-source": "/webhooks/qonto/acme", "ce-type": "com.qonto.v1/client-invoices",
 		"ce-specversion": "1.0", "ce-time": "2024-01-01T12:00:00Z", "ce-datacontenttype": "application/json",
 		"ce-provider": "qonto", "ce-sourceid": "acme", "ce-verifiedkey": "1", "ce-clockskewms": "-1500",
 		jetstream.MsgIDHeader: "e-1",
@@ -142,7 +142,7 @@ func TestProviderHeaders(t *testing.T) {
 }
 
 func FuzzFromMsg(f *testing.F) {
-	f.Add("1.0", "id-1", "/webhooks/qonto/acme", "com.qonto.client_invoices.created", "2024-01-01T00:00:00Z", []byte(`{}`))
+	f.Add("1.0", "id-1", "/webhooks/qonto/acme", "com.qonto.v1/client-invoices", "2024-01-01T00:00:00Z", []byte(`{}`))
 	f.Add("1.0", "", "", "", "not a time", []byte{0xff})
 	f.Fuzz(func(t *testing.T, spec, id, source, typ, tm string, data []byte) {
 		msg := &nats.Msg{Header: nats.Header{

@@ -137,7 +137,7 @@ func Event(t testing.TB, rawID string, kind schemas.Kind) sinks.Event {
 	updated := time.Date(2024, 3, 4, 15, 58, 30, 0, time.UTC)
 	data := schemas.EventData{
 		SchemaVersion: schemas.SchemaVersion,
-		Event:         schemas.EventInfo{Kind: kind, OccurredAt: updated, ProviderEventID: rawID, ProviderEventType: "client_invoices.updated"},
+		Event:         schemas.EventInfo{Kind: kind, OccurredAt: updated, ProviderEventID: rawID, ProviderEventType: "v1/client-invoices"},
 		Invoice: schemas.Invoice{
 			ID: schemas.InvoiceID("qonto", "acme", "inv-1"), Provider: "qonto", Source: "acme", RemoteID: "inv-1",
 			Number: "INV001", Direction: schemas.DirectionReceivable, DocumentType: schemas.DocumentInvoice,
