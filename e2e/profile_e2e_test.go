@@ -19,9 +19,9 @@ import (
 // and saves an 8-second CPU profile of each stage and of nats-server,
 // taken meanwhile, in INVOICEHUB_BENCH_PROFILE (go tool pprof
 // <process>.pprof): where the benchmark's CPU goes. Then, as the bench's
-// capacity step does, it drives ingress alone closed-loop and saves
-// capacity-ingress.pprof and capacity-nats-server.pprof. Skipped without
-// the variable.
+// capacity step does, it drives ingress alone closed-loop, then the bare
+// forwarder, and saves capacity-<target>.pprof and
+// capacity-<target>-nats-server.pprof. Skipped without the variable.
 //
 //	INVOICEHUB_BENCH_PROFILE=/tmp/prof go test -tags benche2e -run TestProfileE2E ./e2e
 func TestProfileE2E(t *testing.T) {
@@ -53,14 +53,22 @@ func TestProfileE2E(t *testing.T) {
 	t.Logf("500/s: p50 %v p99 %v, lost %d; profiles in %s", r.p50, r.p99, r.lost, dir)
 
 	// Capacity, as TestBenchE2E measures it: normalizer and sinks stopped,
-	// ingress driven closed-loop by the bench's largest client count.
+	// ingress and then the bare forwarder driven closed-loop by the bench's
+	// largest client count.
 	p.normalizer.stop()
 	p.sinks.stop()
-	wg = profile(t, dir, "capacity-", map[string]string{"ingress": profilers["ingress"], "nats-server": profilers["nats-server"]})
-	c := closedLoopFor(lg, "ingress", p.httpURL, p.ingress, p.nats, tck, benchClients[len(benchClients)-1], 2*time.Second, 8*time.Second)
-	wg.Wait()
-	t.Logf("capacity: %.0f/s, ingress %v and nats-server %v of CPU per webhook; profiles in %s",
-		c.perSec, c.cpu/time.Duration(max(c.ok, 1)), c.natsCPU/time.Duration(max(c.ok, 1)), dir)
+	fwdProf := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	fwd, fwdURL := startForwarder(t, bins, p, lg, "-pprof", fwdProf)
+	for _, target := range []struct {
+		name, url, profiler string
+		pr                  *proc
+	}{{"ingress", p.httpURL, profilers["ingress"], p.ingress}, {"forwarder", fwdURL, "http://" + fwdProf, fwd}} {
+		wg = profile(t, dir, "capacity-", map[string]string{target.name: target.profiler, target.name + "-nats-server": profilers["nats-server"]})
+		c := closedLoopFor(lg, target.name, target.url, target.pr, p.nats, tck, benchClients[len(benchClients)-1], 2*time.Second, 8*time.Second)
+		wg.Wait()
+		t.Logf("capacity of %s: %.0f/s, %v of its CPU and %v of nats-server's per webhook; profiles in %s",
+			target.name, c.perSec(), c.cpu/time.Duration(max(c.ok, 1)), c.natsCPU/time.Duration(max(c.ok, 1)), dir)
+	}
 }
 
 // profile takes, 2 s from now, an 8-second CPU profile of each process

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	_ "net/http/pprof" // on http.DefaultServeMux, served only with -pprof
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,7 +25,11 @@ func main() {
 	url := flag.String("nats", nats.DefaultURL, "NATS URL")
 	subj := flag.String("subject", "webhooks.qonto.acme", "subject to publish to (a stream must capture it)")
 	timeout := flag.Duration("timeout", 750*time.Millisecond, "publish deadline")
+	pprofAddr := flag.String("pprof", "", "serve Go's profiler on this address (off when empty)")
 	flag.Parse()
+	if *pprofAddr != "" {
+		go func() { log.Print(http.ListenAndServe(*pprofAddr, nil)) }() // net/http/pprof's handlers
+	}
 
 	nc, err := nats.Connect(*url)
 	if err != nil {
