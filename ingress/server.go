@@ -342,15 +342,11 @@ func (s *Server) rawMessage(ctx context.Context, p provider.Provider, src Source
 	if at.IsZero() {
 		at = req.Received
 	}
-	e, err := ce.NewRaw(ce.Raw{
+	msg, err := ce.RawMsg(subject.Webhook(p.Name, src.ID), ce.Raw{
 		Provider: p.Name, Source: src.ID, Type: id.Type, ID: id.ID, Time: at, Body: req.Body,
 		ContentType: mediaType(req.Header.Get("Content-Type")), VerifiedKey: ev.KeyIndex, ClockSkew: ev.ClockSkew(req.Received),
 		Traceparent: tracing.Traceparent(ctx),
 	})
-	if err != nil {
-		return nil, "", err
-	}
-	msg, err := ce.ToMsg(ctx, subject.Webhook(p.Name, src.ID), e)
 	if err != nil {
 		return nil, "", err
 	}

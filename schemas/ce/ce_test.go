@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,6 +198,85 @@ func BenchmarkToMsg(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
+		if _, err := ToMsg(context.Background(), "webhooks.qonto.acme", e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestRawMsgIsToMsgOfNewRaw holds ingress's direct writer to the SDK's
+// event through ToMsg (itself held to the SDK's binding below), and to
+// the same refusals.
+func TestRawMsgIsToMsgOfNewRaw(t *testing.T) {
+	full := rawEvent(t, "e-full", oddBody)
+	full.ContentType, full.Traceparent = "application/x-www-form-urlencoded", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	full.Time = time.Date(2024, 2, 29, 23, 59, 59, 123456789, time.FixedZone("", 3600))
+	bare := Raw{Provider: "moxie", Source: "s", Type: "com.moxie.invoice.sent", ID: "0", Time: time.Unix(0, 0)}
+	noTime := rawEvent(t, "e-no-time", []byte(`{}`))
+	noTime.Time = time.Time{}
+	valid := map[string]Raw{"raw": rawEvent(t, "e-raw", oddBody), "all fields": full, "zero values": bare, "no time": noTime}
+	invalid := map[string]Raw{}
+	for _, field := range []string{"id", "type", "provider", "source"} {
+		r := rawEvent(t, "e-invalid", oddBody)
+		*map[string]*string{"id": &r.ID, "type": &r.Type, "provider": &r.Provider, "source": &r.Source}[field] = ""
+		invalid[field] = r
+	}
+	for name, r := range valid {
+		t.Run(name, func(t *testing.T) {
+			got, err := RawMsg("webhooks.qonto.acme", r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := NewRaw(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ToMsg(t.Context(), "webhooks.qonto.acme", e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.EqualFunc(got.Header, want.Header, slices.Equal) || got.Subject != want.Subject || !bytes.Equal(got.Data, want.Data) {
+				t.Errorf("RawMsg\n %v %q\nToMsg(NewRaw)\n %v %q", got.Header, got.Data, want.Header, want.Data)
+			}
+		})
+	}
+	for field, r := range invalid {
+		t.Run("no "+field, func(t *testing.T) {
+			if _, err := RawMsg("webhooks.qonto.acme", r); err == nil || !strings.Contains(err.Error(), "without "+field) {
+				t.Errorf("RawMsg: %v, want a refusal naming the %s", err, field)
+			}
+			e, err := NewRaw(r)
+			if err == nil {
+				_, err = ToMsg(t.Context(), "webhooks.qonto.acme", e)
+			}
+			if sdkRefuses := field == "id" || field == "type"; (err != nil) != sdkRefuses {
+				t.Errorf("the SDK's validation: %v; it refuses an empty id or type only", err)
+			}
+		})
+	}
+}
+
+// BenchmarkRawMsg writes the raw event of BenchmarkToMsg directly.
+func BenchmarkRawMsg(b *testing.B) {
+	r := rawEvent(b, "e-bench", bytes.Repeat([]byte("x"), 2500))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := RawMsg("webhooks.qonto.acme", r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNewRawToMsg is what ingress did before RawMsg: the SDK's event,
+// then ToMsg.
+func BenchmarkNewRawToMsg(b *testing.B) {
+	r := rawEvent(b, "e-bench", bytes.Repeat([]byte("x"), 2500))
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := NewRaw(r)
+		if err != nil {
+			b.Fatal(err)
+		}
 		if _, err := ToMsg(context.Background(), "webhooks.qonto.acme", e); err != nil {
 			b.Fatal(err)
 		}
