@@ -101,18 +101,24 @@ func RawMsg(subj string, r Raw) (*nats.Msg, error) {
 	if ct == "" {
 		ct = event.ApplicationJSON
 	}
-	h := make(nats.Header, 12)
-	for _, kv := range [...][2]string{
+	attrs := [...][2]string{
 		{"specversion", event.CloudEventsVersionV1}, {"id", r.ID}, {"source", RawSource(r.Provider, r.Source)}, {"type", r.Type},
 		{"time", rawTime(r.Time)}, {"datacontenttype", ct},
 		{ExtProvider, r.Provider}, {ExtSource, r.Source}, {ExtVerifiedKey, strconv.Itoa(r.VerifiedKey)},
 		{ExtClockSkewMS, strconv.FormatInt(r.ClockSkew.Milliseconds(), 10)}, {ExtTraceParent, r.Traceparent},
-	} {
+	}
+	h := make(nats.Header, len(attrs)+1)
+	values := make([]string, 0, len(attrs)+1) // one backing array for every header's value
+	set := func(name, v string) {
+		values = append(values, v)
+		h[name] = values[len(values)-1 : len(values) : len(values)]
+	}
+	for _, kv := range attrs {
 		if kv[1] != "" {
-			h[headerName(kv[0])] = []string{kv[1]}
+			set(headerName(kv[0]), kv[1])
 		}
 	}
-	h[jetstream.MsgIDHeader] = []string{r.ID}
+	set(jetstream.MsgIDHeader, r.ID)
 	return &nats.Msg{Subject: subj, Header: h, Data: r.Body}, nil
 }
 
