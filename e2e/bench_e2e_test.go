@@ -135,12 +135,21 @@ func TestBenchE2E(t *testing.T) {
 	fwd, fwdURL := startForwarder(t, bins, p, lg)
 	var caps []capResult
 	for _, n := range benchClients {
-		// Alternated in short rounds, so that the machine's drift (its speed
-		// varies by a fifth within minutes) weighs on both alike.
+		// Alternated in short rounds, each pair in the other order than the
+		// last (ABBA), so that the machine's drift (its speed varies by a
+		// fifth within minutes) weighs on both alike.
 		in, out := capResult{target: "ingress", clients: n}, capResult{target: "forwarder", clients: n}
-		for range benchRounds {
-			in.add(closedLoop(lg, "ingress", p.httpURL, p.ingress, p.nats, tck, n))
-			out.add(closedLoop(lg, "forwarder", fwdURL, fwd, p.nats, tck, n))
+		for round := range benchRounds {
+			runs := []func(){
+				func() { in.add(closedLoop(lg, "ingress", p.httpURL, p.ingress, p.nats, tck, n)) },
+				func() { out.add(closedLoop(lg, "forwarder", fwdURL, fwd, p.nats, tck, n)) },
+			}
+			if round%2 == 1 {
+				slices.Reverse(runs)
+			}
+			for _, run := range runs {
+				run()
+			}
 		}
 		caps = append(caps, in, out)
 	}

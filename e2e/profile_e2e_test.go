@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/invoicehub/invoicehub/internal/jstest"
 )
 
 // TestProfileE2E runs the benchmark's pipeline at 500 webhooks/s for 12 s
@@ -59,6 +61,14 @@ func TestProfileE2E(t *testing.T) {
 	p.sinks.stop()
 	fwdProf := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	fwd, fwdURL := startForwarder(t, bins, p, lg, "-pprof", fwdProf)
+	jstest.Eventually(t, 10*time.Second, "forwarder's profiler up", func() bool {
+		resp, err := http.Get("http://" + fwdProf + "/debug/pprof/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	for _, target := range []struct {
 		name, url, profiler string
 		pr                  *proc
@@ -84,6 +94,10 @@ func profile(t *testing.T, dir, prefix string, profilers map[string]string) *syn
 				return
 			}
 			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s: profile: %s", process, resp.Status)
+				return
+			}
 			f, err := os.Create(filepath.Join(dir, prefix+process+".pprof"))
 			if err != nil {
 				t.Error(err)

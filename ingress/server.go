@@ -231,8 +231,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	} else {
 		reply(w, res.status, map[string]any{"error": res.reason})
 	}
-	if res.status == http.StatusOK {
-		src.metrics.stored(res.label == "duplicate", time.Since(start))
+	if body != nil { // stored: accepted or duplicate
+		src.metrics.stored(body.Status == "duplicate", time.Since(start))
 	} else {
 		s.metrics.refused(src.Provider, src.ID, res.label, time.Since(start))
 	}

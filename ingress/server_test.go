@@ -104,6 +104,12 @@ func signed(body []byte, secret string) http.Header {
 	return p.Sign(provider.Credentials{Secrets: []provider.Secret{provider.NewSecret([]byte(secret))}}, provider.Message{Body: body, At: testNow})
 }
 
+// withHeader sets name: value on h and returns it.
+func withHeader(h http.Header, name, value string) http.Header {
+	h.Set(name, value)
+	return h
+}
+
 func (f *fixture) stored(t *testing.T) []*jetstream.RawStreamMsg {
 	return jstest.Messages(t, f.js, subject.WebhooksStream)
 }
@@ -235,6 +241,7 @@ func TestRejectsPublishNothing(t *testing.T) {
 		{"too large", "POST", "/webhooks/qonto/acme", signed(big, testSecret), big, 413},
 		{"signed but not json", "POST", "/webhooks/qonto/acme", signed([]byte("hello"), testSecret), []byte("hello"), 400},
 		{"signed but no id", "POST", "/webhooks/qonto/acme", signed([]byte(`{"type":"v1/client-invoices","data":{}}`), testSecret), []byte(`{"type":"v1/client-invoices","data":{}}`), 400},
+		{"signed but the content type is no media type", "POST", "/webhooks/qonto/acme", withHeader(signed(body, testSecret), "Content-Type", "application/json charset=utf-8"), body, 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

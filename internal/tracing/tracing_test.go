@@ -1,17 +1,21 @@
 package tracing
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
 
 func TestTraceCrossesStages(t *testing.T) {
+	restoreProvider(t)
 	shutdown, err := Setup(t.Context(), "test", func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +65,70 @@ func TestTraceparentIsWhatAMapCarrierGets(t *testing.T) {
 	}
 }
 
-func TestWithoutExporterSpansCarryIdsOnly(t *testing.T) {
+// TestIdsOnlyGivesTheSDKsIds holds idsOnly to the SDK's tracer with its
+// default sampler, parent by parent: the same trace id (or a new one
+// where the SDK makes one), flags and trace state, a new span id, and
+// nothing recorded.
+func TestIdsOnlyGivesTheSDKsIds(t *testing.T) {
+	sdk := sdktrace.NewTracerProvider().Tracer("sdk")
+	ours := idsOnly{}.Tracer("ours")
+	state, err := trace.ParseTraceState("vendor=x,other=y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	sid := trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}
+	parent := func(c trace.SpanContextConfig) context.Context {
+		return trace.ContextWithRemoteSpanContext(t.Context(), trace.NewSpanContext(c))
+	}
+	cases := map[string]struct {
+		ctx  context.Context
+		opts []trace.SpanStartOption
+	}{
+		"no parent":                  {t.Context(), nil},
+		"sampled parent":             {parent(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}), nil},
+		"unsampled parent":           {parent(trace.SpanContextConfig{TraceID: tid, SpanID: sid}), nil},
+		"parent with trace state":    {parent(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, TraceState: state}), nil},
+		"parent with other flags":    {parent(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: 0x02}), nil},
+		"trace id without a span id": {parent(trace.SpanContextConfig{TraceID: tid, TraceFlags: 0x02}), nil},
+		"new root under a parent":    {parent(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}), []trace.SpanStartOption{trace.WithNewRoot()}},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, want := sdk.Start(c.ctx, "span", c.opts...)
+			ctx, got := ours.Start(c.ctx, "span", c.opts...)
+			w, g := want.SpanContext(), got.SpanContext()
+			if got.IsRecording() {
+				t.Error("a span is recorded with no exporter to send it to")
+			}
+			if !g.IsValid() || !trace.SpanFromContext(ctx).SpanContext().Equal(g) {
+				t.Fatalf("span context %v: valid and in the returned context expected", g)
+			}
+			if g.TraceFlags() != w.TraceFlags() || g.TraceState().String() != w.TraceState().String() {
+				t.Errorf("flags %v, state %q; the SDK gives %v, %q", g.TraceFlags(), g.TraceState(), w.TraceFlags(), w.TraceState())
+			}
+			inherited := w.TraceID() == tid
+			if (g.TraceID() == tid) != inherited {
+				t.Errorf("trace id %v; the SDK keeps the parent's: %v", g.TraceID(), inherited)
+			}
+			if g.SpanID() == sid {
+				t.Error("the parent's span id given again")
+			}
+		})
+	}
+	seen := map[trace.TraceID]bool{}
+	for range 1000 {
+		_, span := ours.Start(t.Context(), "root")
+		if id := span.SpanContext().TraceID(); seen[id] {
+			t.Fatalf("trace id %v given twice", id)
+		} else {
+			seen[id] = true
+		}
+	}
+}
+
+func TestSetupWithoutExporterGivesIdsOnly(t *testing.T) {
+	restoreProvider(t)
 	if _, err := Setup(t.Context(), "test", func(string) string { return "" }); err != nil {
 		t.Fatal(err)
 	}
@@ -69,28 +136,19 @@ func TestWithoutExporterSpansCarryIdsOnly(t *testing.T) {
 	if span.IsRecording() {
 		t.Error("a span is recorded with no exporter to send it to")
 	}
-	root := Traceparent(ctx)
-	if !strings.HasSuffix(root, "-01") {
-		t.Errorf("new trace %q: sampled expected, as the SDK's default sampler does", root)
-	}
-	seen := map[string]bool{}
-	for range 100 {
-		ctx, _ := Start(t.Context(), "root", "")
-		if tp := Traceparent(ctx); seen[tp[3:35]] {
-			t.Fatalf("trace id %s given twice", tp[3:35])
-		} else {
-			seen[tp[3:35]] = true
-		}
-	}
-	const unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
-	ctx, _ = Start(t.Context(), "child", unsampled)
-	child := Traceparent(ctx)
-	if child[3:35] != unsampled[3:35] || child[36:52] == unsampled[36:52] || !strings.HasSuffix(child, "-00") {
-		t.Errorf("child %q of %q: same trace and flags, new span expected", child, unsampled)
+	if tp := Traceparent(ctx); len(tp) != 55 || !strings.HasSuffix(tp, "-01") {
+		t.Errorf("new trace %q: a sampled traceparent expected, as the SDK's default sampler gives", tp)
 	}
 }
 
+// restoreProvider puts the global tracer provider back after the test.
+func restoreProvider(t *testing.T) {
+	prev := otel.GetTracerProvider()
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+}
+
 func TestWithExporterSpansAreExported(t *testing.T) {
+	restoreProvider(t)
 	var posts atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/traces" {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -89,11 +91,13 @@ func NewRaw(r Raw) (event.Event, error) {
 // RawMsg is the message ToMsg writes for NewRaw(r), written directly
 // (TestRawMsgIsToMsgOfNewRaw holds the two equal): ingress writes one per
 // webhook, and building the SDK's event first and validating it took
-// twice the time. It refuses what the SDK's validation refuses of a raw
-// event (an empty id or type), and an empty provider or source.
+// four times as long. It refuses what the SDK's validation refuses of a
+// raw event (a blank id or type, a content type that is not an RFC 2046
+// media type, a source that is not a URI reference), and a blank
+// provider or source.
 func RawMsg(subj string, r Raw) (*nats.Msg, error) {
 	for _, required := range [...][2]string{{"id", r.ID}, {"type", r.Type}, {"provider", r.Provider}, {"source", r.Source}} {
-		if required[1] == "" {
+		if strings.TrimSpace(required[1]) == "" {
 			return nil, fmt.Errorf("ce: invalid event: raw event without %s", required[0])
 		}
 	}
@@ -101,8 +105,15 @@ func RawMsg(subj string, r Raw) (*nats.Msg, error) {
 	if ct == "" {
 		ct = event.ApplicationJSON
 	}
+	if _, _, err := mime.ParseMediaType(ct); err != nil {
+		return nil, fmt.Errorf("ce: invalid event: datacontenttype %q: %w", ct, err)
+	}
+	source := RawSource(r.Provider, r.Source)
+	if _, err := url.Parse(source); err != nil {
+		return nil, fmt.Errorf("ce: invalid event: source: %w", err)
+	}
 	attrs := [...][2]string{
-		{"specversion", event.CloudEventsVersionV1}, {"id", r.ID}, {"source", RawSource(r.Provider, r.Source)}, {"type", r.Type},
+		{"specversion", event.CloudEventsVersionV1}, {"id", r.ID}, {"source", source}, {"type", r.Type},
 		{"time", rawTime(r.Time)}, {"datacontenttype", ct},
 		{ExtProvider, r.Provider}, {ExtSource, r.Source}, {ExtVerifiedKey, strconv.Itoa(r.VerifiedKey)},
 		{ExtClockSkewMS, strconv.FormatInt(r.ClockSkew.Milliseconds(), 10)}, {ExtTraceParent, r.Traceparent},

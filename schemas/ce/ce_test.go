@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"slices"
@@ -215,12 +216,27 @@ func TestRawMsgIsToMsgOfNewRaw(t *testing.T) {
 	noTime := rawEvent(t, "e-no-time", []byte(`{}`))
 	noTime.Time = time.Time{}
 	valid := map[string]Raw{"raw": rawEvent(t, "e-raw", oddBody), "all fields": full, "zero values": bare, "no time": noTime}
-	invalid := map[string]Raw{}
-	for _, field := range []string{"id", "type", "provider", "source"} {
-		r := rawEvent(t, "e-invalid", oddBody)
-		*map[string]*string{"id": &r.ID, "type": &r.Type, "provider": &r.Provider, "source": &r.Source}[field] = ""
-		invalid[field] = r
+	type invalidRaw struct {
+		r          Raw
+		refusal    string // in RawMsg's error
+		sdkRefuses bool   // NewRaw then ToMsg refuse it too
 	}
+	invalid := map[string]invalidRaw{}
+	for _, field := range []string{"id", "type", "provider", "source"} {
+		for _, blank := range []string{"", " "} {
+			r := rawEvent(t, "e-invalid", oddBody)
+			*map[string]*string{"id": &r.ID, "type": &r.Type, "provider": &r.Provider, "source": &r.Source}[field] = blank
+			invalid[fmt.Sprintf("%s %q", field, blank)] = invalidRaw{r, "without " + field, field == "id" || field == "type"}
+		}
+	}
+	for _, ct := range []string{"application/json charset=utf-8", "/", "application/", "text/plain,application/json"} {
+		r := rawEvent(t, "e-invalid", oddBody)
+		r.ContentType = ct
+		invalid["content type "+ct] = invalidRaw{r, "datacontenttype", true}
+	}
+	badSource := rawEvent(t, "e-invalid", oddBody)
+	badSource.Source = "a%zz"
+	invalid["source not a URI reference"] = invalidRaw{badSource, "source", true}
 	for name, r := range valid {
 		t.Run(name, func(t *testing.T) {
 			got, err := RawMsg("webhooks.qonto.acme", r)
@@ -240,19 +256,35 @@ func TestRawMsgIsToMsgOfNewRaw(t *testing.T) {
 			}
 		})
 	}
-	for field, r := range invalid {
-		t.Run("no "+field, func(t *testing.T) {
-			if _, err := RawMsg("webhooks.qonto.acme", r); err == nil || !strings.Contains(err.Error(), "without "+field) {
-				t.Errorf("RawMsg: %v, want a refusal naming the %s", err, field)
+	for name, c := range invalid {
+		t.Run(name, func(t *testing.T) {
+			if _, err := RawMsg("webhooks.qonto.acme", c.r); err == nil || !strings.Contains(err.Error(), c.refusal) {
+				t.Errorf("RawMsg: %v, want a refusal naming %q", err, c.refusal)
 			}
-			e, err := NewRaw(r)
+			e, err := NewRaw(c.r)
 			if err == nil {
 				_, err = ToMsg(t.Context(), "webhooks.qonto.acme", e)
 			}
-			if sdkRefuses := field == "id" || field == "type"; (err != nil) != sdkRefuses {
-				t.Errorf("the SDK's validation: %v; it refuses an empty id or type only", err)
+			if (err != nil) != c.sdkRefuses {
+				t.Errorf("the SDK's validation: %v; refusing expected: %v", err, c.sdkRefuses)
 			}
 		})
+	}
+	// The header values share one array: adding to one must leave the
+	// others as they were (ingress adds and replaces headers).
+	msg, err := RawMsg("webhooks.qonto.acme", full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range msg.Header {
+		before := maps.Clone(msg.Header)
+		msg.Header.Add(name, "added")
+		for other, v := range before {
+			if other != name && !slices.Equal(msg.Header[other], v) {
+				t.Errorf("adding to %s changed %s: %q, was %q", name, other, msg.Header[other], v)
+			}
+		}
+		msg.Header[name] = before[name]
 	}
 }
 

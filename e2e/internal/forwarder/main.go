@@ -48,7 +48,7 @@ func main() {
 			http.Error(w, "bad body", http.StatusBadRequest)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), *timeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), *timeout) // as ingress waits
 		defer cancel()
 		if _, err := js.Publish(ctx, *subj, body); err != nil {
 			http.Error(w, "not stored", http.StatusServiceUnavailable)
