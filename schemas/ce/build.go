@@ -89,7 +89,8 @@ func NewRaw(r Raw) (event.Event, error) {
 }
 
 // RawMsg is the message ToMsg writes for NewRaw(r), written directly
-// (TestRawMsgIsToMsgOfNewRaw holds the two equal): ingress writes one per
+// (TestRawMsgIsToMsgOfNewRaw and FuzzRawMsg hold the two equal, the SDK's
+// trimming and URI escaping included): ingress writes one per
 // webhook, and building the SDK's event first and validating it took
 // four times as long. It refuses what the SDK's validation refuses of a
 // raw event (a blank id or type, a content type that is not an RFC 2046
@@ -105,15 +106,18 @@ func RawMsg(subj string, r Raw) (*nats.Msg, error) {
 	if ct == "" {
 		ct = event.ApplicationJSON
 	}
-	if _, _, err := mime.ParseMediaType(ct); err != nil {
+	// The SDK's setters trim the id, the type and the content type (a blank
+	// one is then left out), not the source.
+	id, typ, ct := strings.TrimSpace(r.ID), strings.TrimSpace(r.Type), strings.TrimSpace(ct)
+	if _, _, err := mime.ParseMediaType(ct); ct != "" && err != nil {
 		return nil, fmt.Errorf("ce: invalid event: datacontenttype %q: %w", ct, err)
 	}
-	source := RawSource(r.Provider, r.Source)
-	if _, err := url.Parse(source); err != nil {
+	source, err := url.Parse(RawSource(r.Provider, r.Source))
+	if err != nil {
 		return nil, fmt.Errorf("ce: invalid event: source: %w", err)
 	}
 	attrs := [...][2]string{
-		{"specversion", event.CloudEventsVersionV1}, {"id", r.ID}, {"source", source}, {"type", r.Type},
+		{"specversion", event.CloudEventsVersionV1}, {"id", id}, {"source", source.String()}, {"type", typ}, // as the SDK writes a URI reference
 		{"time", rawTime(r.Time)}, {"datacontenttype", ct},
 		{ExtProvider, r.Provider}, {ExtSource, r.Source}, {ExtVerifiedKey, strconv.Itoa(r.VerifiedKey)},
 		{ExtClockSkewMS, strconv.FormatInt(r.ClockSkew.Milliseconds(), 10)}, {ExtTraceParent, r.Traceparent},
@@ -129,7 +133,7 @@ func RawMsg(subj string, r Raw) (*nats.Msg, error) {
 			set(headerName(kv[0]), kv[1])
 		}
 	}
-	set(jetstream.MsgIDHeader, r.ID)
+	set(jetstream.MsgIDHeader, id)
 	return &nats.Msg{Subject: subj, Header: h, Data: r.Body}, nil
 }
 

@@ -288,6 +288,34 @@ func TestRawMsgIsToMsgOfNewRaw(t *testing.T) {
 	}
 }
 
+// FuzzRawMsg holds RawMsg to ToMsg of NewRaw on any raw event: what the
+// SDK refuses, RawMsg refuses; what RawMsg writes, the SDK writes too.
+func FuzzRawMsg(f *testing.F) {
+	f.Add("qonto", "acme", "com.qonto.v1/client-invoices", "evt-1", "application/json", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", int64(1704110400), 1, int64(-1500), []byte(`{}`))
+	f.Add(" ", "a%zz", "\t", "\xff", "application/json charset=utf-8", "", int64(0), 0, int64(0), []byte(nil))
+	f.Fuzz(func(t *testing.T, prov, src, typ, id, ct, traceparent string, unix int64, key int, skewMS int64, body []byte) {
+		r := Raw{Provider: prov, Source: src, Type: typ, ID: id, ContentType: ct, Traceparent: traceparent,
+			Time: time.Unix(unix, 0), Body: body, VerifiedKey: key, ClockSkew: time.Duration(skewMS) * time.Millisecond}
+		if unix == 0 {
+			r.Time = time.Time{}
+		}
+		got, err := RawMsg("webhooks.x", r)
+		e, sdkErr := NewRaw(r)
+		var want *nats.Msg
+		if sdkErr == nil {
+			want, sdkErr = ToMsg(t.Context(), "webhooks.x", e)
+		}
+		switch {
+		case sdkErr != nil && err == nil:
+			t.Fatalf("RawMsg wrote what the SDK refuses (%v): %v", sdkErr, got.Header)
+		case err != nil && sdkErr == nil && strings.TrimSpace(prov) != "" && strings.TrimSpace(src) != "":
+			t.Fatalf("RawMsg refused (%v) what the SDK writes", err)
+		case err == nil && (!maps.EqualFunc(got.Header, want.Header, slices.Equal) || !bytes.Equal(got.Data, want.Data)):
+			t.Fatalf("RawMsg\n %v\nToMsg(NewRaw)\n %v", got.Header, want.Header)
+		}
+	})
+}
+
 // BenchmarkRawMsg writes the raw event of BenchmarkToMsg directly.
 func BenchmarkRawMsg(b *testing.B) {
 	r := rawEvent(b, "e-bench", bytes.Repeat([]byte("x"), 2500))
