@@ -112,12 +112,12 @@ func RawMsg(subj string, r Raw) (*nats.Msg, error) {
 	if _, _, err := mime.ParseMediaType(ct); ct != "" && err != nil {
 		return nil, fmt.Errorf("ce: invalid event: datacontenttype %q: %w", ct, err)
 	}
-	source, err := url.Parse(RawSource(r.Provider, r.Source))
+	source, err := uriRef(RawSource(r.Provider, r.Source))
 	if err != nil {
 		return nil, fmt.Errorf("ce: invalid event: source: %w", err)
 	}
 	attrs := [...][2]string{
-		{"specversion", event.CloudEventsVersionV1}, {"id", id}, {"source", source.String()}, {"type", typ}, // as the SDK writes a URI reference
+		{"specversion", event.CloudEventsVersionV1}, {"id", id}, {"source", source}, {"type", typ},
 		{"time", rawTime(r.Time)}, {"datacontenttype", ct},
 		{ExtProvider, r.Provider}, {ExtSource, r.Source}, {ExtVerifiedKey, strconv.Itoa(r.VerifiedKey)},
 		{ExtClockSkewMS, strconv.FormatInt(r.ClockSkew.Milliseconds(), 10)}, {ExtTraceParent, r.Traceparent},
@@ -135,6 +135,23 @@ func RawMsg(subj string, r Raw) (*nats.Msg, error) {
 	}
 	set(jetstream.MsgIDHeader, id)
 	return &nats.Msg{Subject: subj, Header: h, Data: r.Body}, nil
+}
+
+// uriRef is s as the SDK writes a URI reference: parsed and written
+// again, which escapes what needs it. A path of unreserved characters, as
+// every source of ingress's configuration is, reads back as it is and is
+// not parsed.
+func uriRef(s string) (string, error) {
+	if !strings.ContainsFunc(s, func(c rune) bool {
+		return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("/-._~", c))
+	}) {
+		return s, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
 }
 
 // rawTime is the ce-time of a raw event: none for a zero time, as the SDK
