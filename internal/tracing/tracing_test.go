@@ -127,6 +127,44 @@ func TestIdsOnlyGivesTheSDKsIds(t *testing.T) {
 	}
 }
 
+// FuzzIdsOnly is TestIdsOnlyGivesTheSDKsIds on any parent: any trace and
+// span id (valid or not), flags, trace state, remote or local, new root
+// or not.
+func FuzzIdsOnly(f *testing.F) {
+	f.Add([]byte("4bf92f3577b34da6a3ce929d0e0e4736"), []byte("00f067aa0ba902b7"), byte(1), "vendor=x", true, false)
+	f.Add([]byte{}, []byte{}, byte(0), "", false, true)
+	sdk := sdktrace.NewTracerProvider().Tracer("sdk")
+	ours := idsOnly{}.Tracer("ours")
+	f.Fuzz(func(t *testing.T, tid, sid []byte, flags byte, state string, remote, newRoot bool) {
+		var cfg trace.SpanContextConfig
+		copy(cfg.TraceID[:], tid)
+		copy(cfg.SpanID[:], sid)
+		cfg.TraceFlags = trace.TraceFlags(flags)
+		cfg.TraceState, _ = trace.ParseTraceState(state)
+		cfg.Remote = remote
+		ctx := trace.ContextWithSpanContext(t.Context(), trace.NewSpanContext(cfg))
+		var opts []trace.SpanStartOption
+		if newRoot {
+			opts = append(opts, trace.WithNewRoot())
+		}
+		_, want := sdk.Start(ctx, "span", opts...)
+		_, got := ours.Start(ctx, "span", opts...)
+		w, g := want.SpanContext(), got.SpanContext()
+		if !g.IsValid() || got.IsRecording() {
+			t.Fatalf("span context %v, recording %v: valid and not recorded expected", g, got.IsRecording())
+		}
+		if g.TraceFlags() != w.TraceFlags() || g.TraceState().String() != w.TraceState().String() {
+			t.Fatalf("flags %v, state %q; the SDK gives %v, %q", g.TraceFlags(), g.TraceState(), w.TraceFlags(), w.TraceState())
+		}
+		if (g.TraceID() == cfg.TraceID) != (w.TraceID() == cfg.TraceID) {
+			t.Fatalf("trace id %v from parent %v; the SDK gives %v", g.TraceID(), cfg.TraceID, w.TraceID())
+		}
+		if g.SpanID() == cfg.SpanID {
+			t.Fatal("the parent's span id given again")
+		}
+	})
+}
+
 func TestSetupWithoutExporterGivesIdsOnly(t *testing.T) {
 	restoreProvider(t)
 	if _, err := Setup(t.Context(), "test", func(string) string { return "" }); err != nil {
