@@ -57,7 +57,10 @@ func (c Config) ConsumeConfig() consume.Config {
 		FilterSubjects: []string{subject.WebhooksRoot + ".>", subject.Replay("normalizer", ConsumerID)},
 		Concurrency:    cmp.Or(c.Concurrency, DefaultConcurrency), MaxAttempts: c.MaxAttempts, Backoff: c.Backoff,
 		AckWait: c.Stage.AckWait, Heartbeat: c.Stage.PullHeartbeat, DrainTimeout: c.Stage.ShutdownGrace,
-		Hooks: c.Hooks,
+		// A raw event's work is round trips to JetStream: one cut by a lost
+		// connection is retried, not waited for (every step is idempotent).
+		CancelOnDisconnect: true,
+		Hooks:              c.Hooks,
 	}
 }
 

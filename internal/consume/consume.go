@@ -101,6 +101,12 @@ type Config struct {
 	Heartbeat time.Duration
 	// AttemptTimeout bounds one handler call. Default 30s.
 	AttemptTimeout time.Duration
+	// CancelOnDisconnect ends the attempts in flight when the NATS
+	// connection is lost (their error wraps ErrConnectionLost), for a
+	// handler whose work is round trips to NATS: the replies they wait for
+	// were lost with the connection, and they are retried after the
+	// backoff instead of waited out to AttemptTimeout.
+	CancelOnDisconnect bool
 	// Backoff spaces retries.
 	Backoff Backoff
 	// DrainTimeout bounds how long shutdown waits for handlers in flight. Default 30s.

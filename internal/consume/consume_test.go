@@ -572,3 +572,58 @@ func goroutineID() string {
 	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
 	return id
 }
+
+// TestDisconnectCancelsAttemptsInFlight: with CancelOnDisconnect, an
+// attempt waiting when the NATS connection is lost ends at once, with
+// ErrConnectionLost as its context's cause, and the delivery is retried;
+// without it, the attempt goes on through the reconnect.
+func TestDisconnectCancelsAttemptsInFlight(t *testing.T) {
+	for _, cancelOnDisconnect := range []bool{true, false} {
+		t.Run(fmt.Sprintf("CancelOnDisconnect=%v", cancelOnDisconnect), func(t *testing.T) {
+			f := newFixture(t)
+			cfg := testConfig(fmt.Sprintf("disconnect-%v", cancelOnDisconnect))
+			cfg.CancelOnDisconnect, cfg.AttemptTimeout = cancelOnDisconnect, time.Minute // waited out, it would outlast the test
+			first := make(chan context.Context, 1)
+			release := make(chan struct{})
+			var causes sync.Map // attempt → context.Cause at the end
+			var delivered atomic.Bool
+			f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
+				if d.Attempt > 1 {
+					delivered.Store(true)
+					return nil
+				}
+				first <- ctx
+				select {
+				case <-ctx.Done():
+				case <-release:
+				}
+				causes.Store(d.Attempt, context.Cause(ctx))
+				return errors.New("attempt ended")
+			})
+			f.publish(t, "d-1")
+			var ctx context.Context
+			select {
+			case ctx = <-first:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the first attempt never started")
+			}
+			nc := f.js.Conn()
+			if err := nc.ForceReconnect(); err != nil {
+				t.Fatal(err)
+			}
+			if !cancelOnDisconnect {
+				jstest.Eventually(t, 10*time.Second, "reconnected", func() bool { return nc.Status() == nats.CONNECTED })
+				if err := ctx.Err(); err != nil {
+					t.Fatalf("the attempt was cancelled by a reconnect without CancelOnDisconnect: %v", err)
+				}
+				close(release)
+				jstest.Eventually(t, 10*time.Second, "retried and delivered", delivered.Load)
+				return
+			}
+			jstest.Eventually(t, 10*time.Second, "the attempt in flight ended by the disconnect, then retried", delivered.Load)
+			if cause, _ := causes.Load(uint64(1)); !errors.Is(cause.(error), ErrConnectionLost) {
+				t.Fatalf("first attempt's cause %v, want ErrConnectionLost", cause)
+			}
+		})
+	}
+}

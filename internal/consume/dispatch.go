@@ -29,6 +29,7 @@ type consumer struct {
 	stop    chan struct{} // closed at shutdown
 	hard    context.Context
 	cancel  context.CancelFunc // ends handlers at the drain deadline
+	conn    *connEpoch         // with CancelOnDisconnect: while the NATS connection lasts
 	workers sync.WaitGroup
 	jobs    chan func()  // to the runners waiting (start)
 	idle    atomic.Int32 // runners waiting and not yet claimed by a job
@@ -58,6 +59,9 @@ func (c *consumer) run(ctx context.Context, jc jetstream.Consumer) error {
 		return fmt.Errorf("pull: %w", err)
 	}
 	defer c.cancel()
+	if c.cfg.CancelOnDisconnect {
+		c.conn = watchConnection(c.js.Conn(), c.hard.Done())
+	}
 	if c.cfg.Bound != nil {
 		c.cfg.Bound()
 	}

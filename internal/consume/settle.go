@@ -69,8 +69,9 @@ func (c *consumer) process(d *Delivery) (back bool, after time.Duration) {
 	}
 }
 
-// attempt runs the handler once, with a free slot and the attempt timeout;
-// a panic is an error like any other.
+// attempt runs the handler once, with a free slot and the attempt timeout
+// (and, with CancelOnDisconnect, until the NATS connection is lost); a
+// panic is an error like any other.
 func (c *consumer) attempt(d *Delivery) (err error) {
 	select {
 	case c.slots <- struct{}{}:
@@ -80,6 +81,16 @@ func (c *consumer) attempt(d *Delivery) (err error) {
 	defer func() { <-c.slots }()
 	ctx, cancel := context.WithTimeout(c.hard, c.cfg.AttemptTimeout)
 	defer cancel()
+	if c.conn != nil {
+		var unbind func()
+		ctx, unbind = c.conn.bind(ctx)
+		defer unbind()
+		defer func() {
+			if err != nil && errors.Is(context.Cause(ctx), ErrConnectionLost) {
+				err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+			}
+		}()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("consume: handler panicked: %v", r)
