@@ -70,7 +70,8 @@ func (d *Delivery) Msg() *nats.Msg {
 }
 
 // Handler processes one delivery. See the package comment for what its
-// error means. ctx ends at the attempt timeout.
+// error means. ctx ends at the attempt timeout (and, with
+// CancelOnDisconnect, when the NATS connection is lost).
 type Handler func(ctx context.Context, d *Delivery) error
 
 // Config describes one durable consumer. Zero values mean the defaults.
