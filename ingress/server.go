@@ -226,14 +226,11 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	if res.status == http.StatusServiceUnavailable || res.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.opts.RetryAfter.Seconds()+0.5)))
 	}
-	if res.status == http.StatusOK {
+	if body != nil { // stored: accepted or duplicate, answered 200
 		reply(w, res.status, body)
-	} else {
-		reply(w, res.status, map[string]any{"error": res.reason})
-	}
-	if body != nil { // stored: accepted or duplicate
 		src.metrics.stored(body.Status == "duplicate", time.Since(start))
 	} else {
+		reply(w, res.status, map[string]any{"error": res.reason})
 		s.metrics.refused(src.Provider, src.ID, res.label, time.Since(start))
 	}
 	if level := logLevel(res.status); s.log.Enabled(r.Context(), level) { // the arguments are not even built at debug
