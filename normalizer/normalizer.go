@@ -193,21 +193,18 @@ func (n *Normalizer) normalize(ctx context.Context, p *prepared) (Outcome, error
 		return OutcomeSkipped, nil
 	}
 	key := stateKey(p.res.Invoice.ID)
-	// A provider's "created" event is almost always the invoice's first: it
-	// is first tried as a create without reading the state, which saves a
-	// round trip. Should the invoice exist, the create fails like any
-	// conflict and the next attempt reads the state.
-	assumeNew := p.res.Action == mapper.ActionCreated
+	guess := n.mayBeNew(p.res.Action, key)
 	for range casAttempts {
 		var known *State
 		var revision uint64
 		var err error
-		if !assumeNew {
+		guessed := guess
+		guess = false
+		if !guessed {
 			if known, revision, err = n.state.load(ctx, key); err != nil {
 				return "", err
 			}
 		}
-		assumeNew = false
 		if known != nil && known.Pending != nil {
 			if known, revision, err = n.flush(ctx, key, known, revision); errors.Is(err, errConflict) {
 				continue
@@ -216,6 +213,9 @@ func (n *Normalizer) normalize(ctx context.Context, p *prepared) (Outcome, error
 			}
 		}
 		out, err := apply(p.res, p.raw.ID(), known, tracing.Traceparent(ctx), time.Now())
+		if guessed && (err != nil || out.State == nil) {
+			continue // decided on a guess: read the state and decide again
+		}
 		if err != nil {
 			return "", consume.PermanentClass(Class(err), fmt.Errorf("raw event %s: %w", p.raw.ID(), err))
 		}
@@ -223,7 +223,7 @@ func (n *Normalizer) normalize(ctx context.Context, p *prepared) (Outcome, error
 			n.report(p, out)
 			return out.Outcome, nil
 		}
-		rev, err := n.state.store(ctx, key, out.State, revision)
+		rev, err := n.storeState(ctx, key, out.State, revision, guessed)
 		if errors.Is(err, errConflict) {
 			continue
 		} else if err != nil {
@@ -238,6 +238,24 @@ func (n *Normalizer) normalize(ctx context.Context, p *prepared) (Outcome, error
 		return out.Outcome, nil
 	}
 	return "", fmt.Errorf("normalizer: state of %s changed %d times in a row", p.res.Invoice.ID, casAttempts)
+}
+
+// mayBeNew decides whether a raw event is first tried as the invoice's
+// creation, without reading its state (a round trip saved): when the
+// provider says created, or says neither created nor deleted and the
+// invoice was never seen here. Should the invoice exist, the create
+// conflicts like any compare-and-set and the next attempt reads it.
+func (n *Normalizer) mayBeNew(action mapper.Action, key string) bool {
+	return action == mapper.ActionCreated || action == mapper.ActionUpsert && n.state.mayBeNew(key)
+}
+
+// storeState writes the next state: as a first value if it was derived
+// from a guess that there was none, else compare-and-set on revision.
+func (n *Normalizer) storeState(ctx context.Context, key string, st *State, revision uint64, guessed bool) (uint64, error) {
+	if guessed {
+		return n.state.storeNew(ctx, key, st)
+	}
+	return n.state.store(ctx, key, st, revision)
 }
 
 // flush publishes a state's pending announcement, then clears it; it

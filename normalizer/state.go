@@ -83,8 +83,12 @@ func (s *State) withApplied(id string) []string {
 var errConflict = errors.New("state changed concurrently")
 
 // stateStore keeps invoice states in a KV bucket, written with
-// compare-and-set on the revision read.
-type stateStore struct{ kv jetstream.KeyValue }
+// compare-and-set on the revision read. It remembers which keys it saw
+// hold a state (mayBeNew).
+type stateStore struct {
+	kv       jetstream.KeyValue
+	existing *existence
+}
 
 // StateBucketConfig is the state bucket's configuration.
 func StateBucketConfig(replicas int) jetstream.KeyValueConfig {
@@ -113,7 +117,7 @@ func openStateStore(ctx context.Context, js jetstream.JetStream, replicas int) (
 	if err != nil {
 		return nil, fmt.Errorf("normalizer: state bucket %s (run `invoicehub setup`): %w", StateBucket, err)
 	}
-	return &stateStore{kv: kv}, nil
+	return &stateStore{kv: kv, existing: newExistence(existenceCapacity)}, nil
 }
 
 // stateKey is the KV key of an invoice id: base64url keeps any id within
@@ -138,22 +142,41 @@ func (s *stateStore) load(ctx context.Context, key string) (*State, uint64, erro
 	if len(st.Applied) == 0 && st.LegacyRawID != "" {
 		st.Applied, st.LegacyRawID = []string{st.LegacyRawID}, ""
 	}
+	s.existing.saw(key)
 	return &st, e.Revision(), nil
 }
 
-// store writes st if the key is still at revision (0: absent) and returns
-// the new revision; errConflict when another writer got there first.
+// mayBeNew reports whether key was never seen holding a state here: the
+// caller may try storeNew before reading it.
+func (s *stateStore) mayBeNew(key string) bool { return !s.existing.seen(key) }
+
+// store writes st if the key is still at revision (0: absent, or deleted)
+// and returns the new revision; errConflict when another writer got there
+// first.
 func (s *stateStore) store(ctx context.Context, key string, st *State, revision uint64) (uint64, error) {
+	return s.write(ctx, key, st, func(value []byte) (uint64, error) {
+		if revision == 0 {
+			return s.kv.Create(ctx, key, value)
+		}
+		return s.kv.Update(ctx, key, value, revision)
+	})
+}
+
+// storeNew writes st as the key's first value, in one round trip whatever
+// the answer: errConflict when the key has any value already (a deletion
+// marker too), and it must be read. KeyValue.Create would read it itself
+// on a refusal, a second round trip.
+func (s *stateStore) storeNew(ctx context.Context, key string, st *State) (uint64, error) {
+	return s.write(ctx, key, st, func(value []byte) (uint64, error) { return s.kv.Update(ctx, key, value, 0) })
+}
+
+// write encodes st, writes it with put and classifies the answer.
+func (s *stateStore) write(ctx context.Context, key string, st *State, put func(value []byte) (uint64, error)) (uint64, error) {
 	value, err := json.Marshal(st)
 	if err != nil {
 		return 0, fmt.Errorf("normalizer: encode state: %w", err)
 	}
-	var rev uint64
-	if revision == 0 {
-		rev, err = s.kv.Create(ctx, key, value)
-	} else {
-		rev, err = s.kv.Update(ctx, key, value, revision)
-	}
+	rev, err := put(value)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 		return 0, errConflict
@@ -162,5 +185,6 @@ func (s *stateStore) store(ctx context.Context, key string, st *State, revision 
 	case err != nil:
 		return 0, fmt.Errorf("normalizer: store state: %w", err)
 	}
+	s.existing.saw(key)
 	return rev, nil
 }
