@@ -17,8 +17,8 @@ import (
 	"github.com/invoicehub/invoicehub/internal/jstest"
 )
 
-// TestProfileE2E runs the benchmark's pipeline at 500 webhooks/s for 12 s
-// and saves an 8-second CPU profile of each stage and of nats-server,
+// TestProfileE2E runs the benchmark's pipeline at 500 webhooks/s (or
+// INVOICEHUB_BENCH_PROFILE_RATE) for 12 s and saves an 8-second CPU profile of each stage and of nats-server,
 // taken meanwhile, in INVOICEHUB_BENCH_PROFILE (go tool pprof
 // <process>.pprof): where the benchmark's CPU goes. Then, as the bench's
 // capacity step does, it drives ingress alone closed-loop, then the bare
@@ -30,6 +30,13 @@ func TestProfileE2E(t *testing.T) {
 	dir := os.Getenv("INVOICEHUB_BENCH_PROFILE")
 	if dir == "" {
 		t.Skip("INVOICEHUB_BENCH_PROFILE not set")
+	}
+	rate := 500
+	if v := os.Getenv("INVOICEHUB_BENCH_PROFILE_RATE"); v != "" {
+		var err error
+		if rate, err = strconv.Atoi(v); err != nil || rate <= 0 {
+			t.Fatalf("INVOICEHUB_BENCH_PROFILE_RATE=%q: want webhooks per second", v)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -50,9 +57,9 @@ func TestProfileE2E(t *testing.T) {
 	tck := clockTicks()
 	runStep(t, lg, p.httpURL, hook, js, procs, tck, "warmup", 200, time.Second)
 	wg := profile(t, dir, "", profilers)
-	r := runStep(t, lg, p.httpURL, hook, js, procs, tck, "r500", 500, 12*time.Second)
+	r := runStep(t, lg, p.httpURL, hook, js, procs, tck, fmt.Sprintf("r%d", rate), rate, 12*time.Second)
 	wg.Wait()
-	t.Logf("500/s: p50 %v p99 %v, lost %d; profiles in %s", r.p50, r.p99, r.lost, dir)
+	t.Logf("%d/s: p50 %v p99 %v, lost %d; profiles in %s", rate, r.p50, r.p99, r.lost, dir)
 
 	// Capacity, as TestBenchE2E measures it: normalizer and sinks stopped,
 	// ingress and then the bare forwarder driven closed-loop by the bench's
