@@ -24,7 +24,9 @@ func FuzzStoredAnswerIsItsJSON(f *testing.F) {
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Fatalf("%q is not JSON: %v", b, err)
 		}
-		json.Unmarshal(want, &marshalled)
+		if err := json.Unmarshal(want, &marshalled); err != nil {
+			t.Fatal(err)
+		}
 		if got["status"] != marshalled["status"] || got["id"] != marshalled["id"] || len(got) != 2 {
 			t.Fatalf("%q decodes to %v, json.Marshal's %q to %v", b, got, want, marshalled)
 		}

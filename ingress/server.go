@@ -246,9 +246,11 @@ type stored struct {
 	ID     string `json:"id"`
 }
 
-// appendJSON appends the answer's JSON, what json.Marshal would encode
-// but for the escaping of <, > and & (TestStoredAnswerIsItsJSON): without
-// reflection, on every webhook stored.
+// appendJSON appends the answer's JSON without reflection, on every
+// webhook stored: what json.Marshal would encode but that <, >, &, U+2028
+// and U+2029 are left unescaped (FuzzStoredAnswerIsItsJSON). Invalid
+// UTF-8 is replaced with U+FFFD, as json.Marshal does; the error saying
+// so is dropped.
 func (b *stored) appendJSON(dst []byte) []byte {
 	dst = append(dst, `{"status":`...)
 	dst, _ = jsontext.AppendQuote(dst, b.Status)
@@ -432,8 +434,10 @@ func reply(w http.ResponseWriter, status int, body map[string]any) {
 	writeJSON(w, status, b)
 }
 
-// jsonContentType is the answers' Content-Type, its key canonical: set
-// without canonicalizing or allocating (an Add would copy it).
+// jsonContentType is the answers' Content-Type value, set under its
+// canonical key without canonicalizing or allocating. It is shared by
+// every answer: never mutate it (Set and Add replace or reallocate it,
+// net/http copies the header when the answer is written).
 var jsonContentType = []string{"application/json"}
 
 // writeJSON writes b, one JSON value, as the answer's one line.

@@ -6,7 +6,8 @@ import (
 )
 
 // existenceCapacity is how many state keys a normalizer remembers having
-// seen hold a state: 8 bytes each in a ring and as many in a map.
+// seen hold a state: a hash of each in a ring and in a map, 2.7 MiB live
+// when full.
 const existenceCapacity = 1 << 16
 
 // existence remembers, bounded, the state keys this process has seen hold
@@ -15,8 +16,9 @@ const existenceCapacity = 1 << 16
 // is almost always its creation, and a provider that does not say
 // "created" (Qonto's client invoices) would otherwise cost a read per new
 // invoice. It is only a guess, never trusted for correctness: a key it
-// forgot or never saw (another normalizer wrote it) costs one refused
-// create before the read, a hash collision costs the read.
+// forgot (the oldest remembered goes first, however busy) or never saw
+// (another normalizer wrote it) costs one refused create before the read,
+// a hash collision costs the read.
 type existence struct {
 	mu   sync.Mutex
 	seed maphash.Seed
@@ -26,6 +28,7 @@ type existence struct {
 }
 
 func newExistence(capacity int) *existence {
+	capacity = max(capacity, 1)
 	return &existence{seed: maphash.MakeSeed(), set: make(map[uint64]struct{}, capacity), ring: make([]uint64, 0, capacity)}
 }
 

@@ -194,7 +194,11 @@ func (n *Normalizer) normalize(ctx context.Context, p *prepared) (Outcome, error
 	}
 	key := stateKey(p.res.Invoice.ID)
 	guess := n.mayBeNew(p.res.Action, key)
-	for range casAttempts {
+	attempts := casAttempts
+	if guess {
+		attempts++ // a refused guess is not a concurrent change
+	}
+	for range attempts {
 		var known *State
 		var revision uint64
 		var err error
@@ -242,11 +246,11 @@ func (n *Normalizer) normalize(ctx context.Context, p *prepared) (Outcome, error
 
 // mayBeNew decides whether a raw event is first tried as the invoice's
 // creation, without reading its state (a round trip saved): when the
-// provider says created, or says neither created nor deleted and the
+// provider says created, or says neither created nor deleted, and the
 // invoice was never seen here. Should the invoice exist, the create
 // conflicts like any compare-and-set and the next attempt reads it.
 func (n *Normalizer) mayBeNew(action mapper.Action, key string) bool {
-	return action == mapper.ActionCreated || action == mapper.ActionUpsert && n.state.mayBeNew(key)
+	return (action == mapper.ActionCreated || action == mapper.ActionUpsert) && n.state.mayBeNew(key)
 }
 
 // storeState writes the next state: as a first value if it was derived

@@ -222,7 +222,11 @@ func TestReplicasDoNotClobber(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	var newestPublished bool
+	created := 0
 	for _, m := range jstest.Messages(t, js, subject.InvoicesStream) {
+		if m.Header.Get("ce-type") == schemas.KindCreated.EventType() {
+			created++ // both replicas guess the invoice is new: one create wins
+		}
 		if m.Header.Get("ce-type") != schemas.KindUpdated.EventType() {
 			continue
 		}
@@ -237,6 +241,9 @@ func TestReplicasDoNotClobber(t *testing.T) {
 	}
 	if !newestPublished {
 		t.Fatal("the newest version was not published")
+	}
+	if created != 1 {
+		t.Fatalf("%d created events, want 1", created)
 	}
 }
 
