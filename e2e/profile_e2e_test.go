@@ -18,8 +18,9 @@ import (
 )
 
 // TestProfileE2E runs the benchmark's pipeline at 500 webhooks/s (or
-// INVOICEHUB_BENCH_PROFILE_RATE) for 12 s and saves an 8-second CPU profile of each stage and of nats-server,
-// taken meanwhile, in INVOICEHUB_BENCH_PROFILE (go tool pprof
+// INVOICEHUB_BENCH_PROFILE_RATE) for 12 s and saves an 8-second CPU
+// profile of each stage and of nats-server, taken meanwhile, in
+// INVOICEHUB_BENCH_PROFILE (go tool pprof
 // <process>.pprof): where the benchmark's CPU goes. Then, as the bench's
 // capacity step does, it drives ingress alone closed-loop, then the bare
 // forwarder, and saves capacity-<target>.pprof and
