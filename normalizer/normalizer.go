@@ -198,12 +198,11 @@ func (n *Normalizer) normalize(ctx context.Context, p *prepared) (Outcome, error
 	if guess {
 		attempts++ // a refused guess is not a concurrent change
 	}
-	for range attempts {
+	for attempt := range attempts {
 		var known *State
 		var revision uint64
 		var err error
-		guessed := guess
-		guess = false
+		guessed := guess && attempt == 0
 		if !guessed {
 			if known, revision, err = n.state.load(ctx, key); err != nil {
 				return "", err
