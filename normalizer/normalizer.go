@@ -249,7 +249,7 @@ func (n *Normalizer) normalize(ctx context.Context, p *prepared) (Outcome, error
 // invoice was never seen here. Should the invoice exist, the create
 // conflicts like any compare-and-set and the next attempt reads it.
 func (n *Normalizer) mayBeNew(action mapper.Action, key string) bool {
-	return (action == mapper.ActionCreated || action == mapper.ActionUpsert) && n.state.mayBeNew(key)
+	return (action == mapper.ActionCreated || action == mapper.ActionUpsert) && n.state.unseen(key)
 }
 
 // storeState writes the next state: as a first value if it was derived

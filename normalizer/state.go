@@ -84,7 +84,7 @@ var errConflict = errors.New("state changed concurrently")
 
 // stateStore keeps invoice states in a KV bucket, written with
 // compare-and-set on the revision read. It remembers which keys it saw
-// hold a state (mayBeNew).
+// hold a state (unseen).
 type stateStore struct {
 	kv       jetstream.KeyValue
 	existing *existence
@@ -146,9 +146,9 @@ func (s *stateStore) load(ctx context.Context, key string) (*State, uint64, erro
 	return &st, e.Revision(), nil
 }
 
-// mayBeNew reports whether key was never seen holding a state here: the
+// unseen reports whether key was never seen holding a state here: the
 // caller may try storeNew before reading it.
-func (s *stateStore) mayBeNew(key string) bool { return !s.existing.seen(key) }
+func (s *stateStore) unseen(key string) bool { return !s.existing.seen(key) }
 
 // store writes st if the key is still at revision (0: absent, or deleted)
 // and returns the new revision; errConflict when another writer got there
