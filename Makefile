@@ -52,7 +52,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 bench: ## benchmarks, ratios measured in the same run, at GOMAXPROCS 1 and all cores (BENCHCPU)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -cpu $(BENCHCPU) $(foreach m,$(MODULES),./$(m)/...)
 
-bench-e2e: ## end-to-end benchmark on real processes: rate sweep (webhook → sink latency, CPU and RSS per stage), ingress vs a bare JetStream forwarder
+bench-e2e: ## end-to-end benchmark on real processes: rate sweep (webhook → sink latency, CPU and RSS per stage), a bare one-message-per-hop pipeline at the same rates, ingress vs a bare JetStream forwarder
 	cd e2e && GOWORK=off $(GO) test -tags benche2e -count=1 -timeout 15m -run '^TestBenchE2E$$' -v ./...
 
 build: ## static binaries in ./bin

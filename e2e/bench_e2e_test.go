@@ -32,7 +32,7 @@ import (
 // user runs it: nats-server with file storage, ingress, normalizer and
 // sinks as separate processes built without test tags, default
 // configuration, info-level logs, one http sink subscribed to `created`
-// delivering to a receiver in this process. Two phases:
+// delivering to a receiver in this process. Three phases:
 //
 //  1. Rate sweep. An open-loop driver sends distinct signed Qonto webhooks
 //     (each a new invoice) at a fixed rate for benchStep, one attempt
@@ -45,12 +45,19 @@ import (
 //     nothing is lost or refused and the driver keeps the rate (500/s and
 //     1000/s always run), then bisects benchBisect times between the last
 //     good rate (or 0) and the first bad one.
-//  2. Capacity. Normalizer and sinks stopped, closed loop (N clients, each
-//     posting as soon as it is answered) against ingress (verification
-//     on) and against a bare forwarder (e2e/internal/forwarder: read the
-//     body, synchronous JetStream publish, 200 after the PubAck) on the
-//     same nats-server, with the same client, in short rounds that
-//     alternate the two: the highest 2xx/s of each and their ratio.
+//  2. The bare pipeline. Normalizer and sinks stopped, the same steps at
+//     benchBareRates through three processes of e2e/internal/bare on the
+//     same nats-server: forward (read the body, synchronous JetStream
+//     publish, 200 after the PubAck), relay (consume WEBHOOKS, publish the
+//     body to INVOICES, ack after the PubAck) and deliver (consume
+//     INVOICES, POST the body to the receiver, ack after the 2xx). One
+//     stored message per hop and nothing else: what the machine charges
+//     any pipeline of this shape, the floor the stages are read against.
+//  3. Capacity. Closed loop (N clients, each posting as soon as it is
+//     answered) against ingress (verification on) and against the bare
+//     forwarder on the same nats-server, with the same client, in short
+//     rounds that alternate the two: the highest 2xx/s of each and their
+//     ratio.
 //
 // It is a measurement: it fails only when the harness breaks (a process
 // does not start, a webhook answered 2xx is never delivered).
@@ -66,8 +73,10 @@ const (
 )
 
 var (
-	benchRates   = []int{500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000}
-	benchClients = []int{8, 32, 128}
+	benchRates = []int{500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000}
+	// benchBareRates are the bare pipeline's steps: the issue's rates.
+	benchBareRates = []int{500, 1000, 2500}
+	benchClients   = []int{8, 32, 128}
 )
 
 func TestBenchE2E(t *testing.T) {
@@ -82,27 +91,66 @@ func TestBenchE2E(t *testing.T) {
 	p.normalizer.start()
 	js := p.connect()
 	tck := clockTicks()
-	procs := []*proc{p.ingress, p.normalizer, p.sinks, p.nats}
 	lg := newLoadGen(p.secret)
+	pipe := p.sweepTarget()
 
 	// Warm-up, not reported: the untagged normalizer comes up, connections open.
-	warm := runStep(t, lg, p.httpURL, hook, js, procs, tck, "warmup", 200, time.Second)
+	warm := runStep(t, lg, hook, js, pipe, tck, "warmup", 200, time.Second)
 	if warm.lost > 0 {
 		t.Errorf("warm-up: %d webhooks answered 2xx never delivered (logs in %s)", warm.lost, p.dir)
 	}
+	rows := sweep(t, lg, hook, js, pipe, tck, "r", benchRates)
 
+	// The bare pipeline, normalizer and sinks stopped: the same driver,
+	// receiver and nats-server, one message per hop.
+	p.normalizer.stop()
+	p.sinks.stop()
+	bare := startBare(t, bins, p, lg, hook)
+	runStep(t, lg, hook, js, bare.sweepTarget, tck, "bare-warmup", 200, time.Second)
+	var floor []stepResult
+	for _, rate := range benchBareRates {
+		floor = append(floor, logStep(t, bare.sweepTarget, runStep(t, lg, hook, js, bare.sweepTarget, tck, fmt.Sprintf("bare%d", rate), rate, benchStep)))
+	}
+	bare.relay.stop()
+	bare.deliver.stop()
+
+	// Capacity: ingress alone and the bare forwarder, on the same nats-server.
+	var caps []capResult
+	for _, n := range benchClients {
+		// Alternated in short rounds, each pair in the other order than the
+		// last (ABBA), so that the machine's drift (its speed varies by a
+		// fifth within minutes) weighs on both alike.
+		in, out := capResult{target: "ingress", clients: n}, capResult{target: "forwarder", clients: n}
+		for round := range benchRounds {
+			runs := []func(){
+				func() { in.add(closedLoop(lg, "ingress", p.httpURL, p.ingress, p.nats, tck, n)) },
+				func() { out.add(closedLoop(lg, "forwarder", bare.url, bare.forward, p.nats, tck, n)) },
+			}
+			if round%2 == 1 {
+				slices.Reverse(runs)
+			}
+			for _, run := range runs {
+				run()
+			}
+		}
+		caps = append(caps, in, out)
+	}
+	fmt.Print(benchReport(rows, floor, caps, tck, time.Since(began)))
+}
+
+// sweep runs tgt at rates while it keeps p99 ≤ benchP99Limit (the first
+// two always), then bisects benchBisect times between the last good rate
+// (or 0) and the first bad one, to the nearest 50/s; it returns the steps
+// by rate.
+func sweep(t *testing.T, lg *loadGen, hook *hookReceiver, js jetstream.JetStream, tgt sweepTarget, tck int64, prefix string, rates []int) []stepResult {
 	var rows []stepResult
 	step := func(rate int) stepResult {
-		r := runStep(t, lg, p.httpURL, hook, js, procs, tck, fmt.Sprintf("r%d", rate), rate, benchStep)
+		r := logStep(t, tgt, runStep(t, lg, hook, js, tgt, tck, fmt.Sprintf("%s%d", prefix, rate), rate, benchStep))
 		rows = append(rows, r)
-		t.Logf("%d/s: sent %d, 2xx %d, lost %d, dup %d, p50 %v, p99 %v, achieved %.0f/s, lag p99 %v", rate, r.sent, r.ok, r.lost, r.dup, r.p50, r.p99, r.achieved, r.lagP99)
-		if r.lost > 0 {
-			t.Errorf("%d/s: %d webhooks answered 2xx never delivered within %v (logs in %s)", rate, r.lost, benchDrain, p.dir)
-		}
 		return r
 	}
 	good, bad := 0, 0 // the highest good rate below the first bad one
-	for i, rate := range benchRates {
+	for i, rate := range rates {
 		if r := step(rate); r.good() {
 			if bad == 0 {
 				good = rate
@@ -110,12 +158,10 @@ func TestBenchE2E(t *testing.T) {
 		} else if bad == 0 {
 			bad = rate
 		}
-		if i >= 1 && bad != 0 { // 500/s and 1000/s always run
+		if i >= 1 && bad != 0 {
 			break
 		}
 	}
-	// Bisect between them (0 when even the first rate is bad), at most
-	// benchBisect steps, to the nearest 50/s.
 	for range benchBisect {
 		mid := (good + bad) / 2 / 50 * 50
 		if bad == 0 || mid <= good || mid >= bad {
@@ -128,32 +174,74 @@ func TestBenchE2E(t *testing.T) {
 		}
 	}
 	slices.SortStableFunc(rows, func(a, b stepResult) int { return a.rate - b.rate })
+	return rows
+}
 
-	// Capacity: ingress alone and the bare forwarder, on the same nats-server.
-	p.normalizer.stop()
-	p.sinks.stop()
-	fwd, fwdURL := startForwarder(t, bins, p, lg)
-	var caps []capResult
-	for _, n := range benchClients {
-		// Alternated in short rounds, each pair in the other order than the
-		// last (ABBA), so that the machine's drift (its speed varies by a
-		// fifth within minutes) weighs on both alike.
-		in, out := capResult{target: "ingress", clients: n}, capResult{target: "forwarder", clients: n}
-		for round := range benchRounds {
-			runs := []func(){
-				func() { in.add(closedLoop(lg, "ingress", p.httpURL, p.ingress, p.nats, tck, n)) },
-				func() { out.add(closedLoop(lg, "forwarder", fwdURL, fwd, p.nats, tck, n)) },
-			}
-			if round%2 == 1 {
-				slices.Reverse(runs)
-			}
-			for _, run := range runs {
-				run()
+// logStep logs r and fails the test on a webhook lost.
+func logStep(t *testing.T, tgt sweepTarget, r stepResult) stepResult {
+	t.Helper()
+	t.Logf("%s %d/s: sent %d, 2xx %d, lost %d, dup %d, p50 %v, p99 %v, achieved %.0f/s, lag p99 %v", tgt.name, r.rate, r.sent, r.ok, r.lost, r.dup, r.p50, r.p99, r.achieved, r.lagP99)
+	if r.lost > 0 {
+		t.Errorf("%s %d/s: %d webhooks answered 2xx never delivered within %v (logs in %s)", tgt.name, r.rate, r.lost, benchDrain, tgt.logs)
+	}
+	return r
+}
+
+// sweepTarget is what a rate step drives and measures: a base URL taking
+// webhooks, the four processes of the path (the ones in the three
+// stages' places, then nats-server) and the consumers that settle.
+type sweepTarget struct {
+	name      string
+	base      string
+	procs     [4]*proc
+	consumers [][2]string // stream, durable
+	logs      string
+}
+
+// sweepTarget is the pipeline as a sweep target: the created event of
+// each webhook reaches the receiver through the http sink "hook".
+func (p *pipeline) sweepTarget() sweepTarget {
+	return sweepTarget{name: "pipeline", base: p.httpURL, procs: [4]*proc{p.ingress, p.normalizer, p.sinks, p.nats},
+		consumers: [][2]string{{subject.WebhooksStream, "normalizer-default"}, {subject.InvoicesStream, "sink-hook"}}, logs: p.dir}
+}
+
+// bareProcs is the bare pipeline on a pipeline's nats-server: forward in
+// ingress's place, relay (WEBHOOKS → INVOICES) in the normalizer's,
+// deliver (INVOICES → the receiver's /bare) in the sinks'.
+type bareProcs struct {
+	sweepTarget
+	forward, relay, deliver *proc
+	url                     string // forward's base URL
+}
+
+// startBare starts the bare pipeline's three processes (e2e/internal/bare)
+// on p's nats-server and returns once the forwarder answers and both
+// consumers exist.
+func startBare(t *testing.T, bins string, p *pipeline, lg *loadGen, hook *hookReceiver, extra ...string) *bareProcs {
+	t.Helper()
+	b := &bareProcs{}
+	b.forward, b.url = startForwarder(t, bins, p, lg, extra...)
+	mk := func(name string, args ...string) *proc {
+		pr := &proc{t: t, name: name, path: filepath.Join(bins, "bare"), logDir: p.dir, args: append([]string{"-nats", p.natsURL}, args...)}
+		pr.start()
+		t.Cleanup(pr.kill)
+		return pr
+	}
+	const relayed = "invoices.v1.created.qonto.acme" // a subject of INVOICES
+	b.relay = mk("bare-relay", "-mode", "relay", "-durable", "bare-relay", "-stream", subject.WebhooksStream, "-from", "webhooks.qonto.acme", "-subject", relayed)
+	b.deliver = mk("bare-deliver", "-mode", "deliver", "-durable", "bare-deliver", "-stream", subject.InvoicesStream, "-from", relayed, "-url", hook.srv.URL+"/bare")
+	b.sweepTarget = sweepTarget{name: "bare", base: b.url, procs: [4]*proc{b.forward, b.relay, b.deliver, p.nats},
+		consumers: [][2]string{{subject.WebhooksStream, "bare-relay"}, {subject.InvoicesStream, "bare-deliver"}}, logs: p.dir}
+	js := p.connect()
+	jstest.Eventually(t, 30*time.Second, "bare consumers bound", func() bool {
+		for _, c := range b.consumers {
+			if _, err := js.Consumer(t.Context(), c[0], c[1]); err != nil {
+				return false
 			}
 		}
-		caps = append(caps, in, out)
-	}
-	fmt.Print(benchReport(rows, caps, tck, time.Since(began)))
+		return true
+	})
+	return b
 }
 
 // startForwarder starts the bare forwarder on p's nats-server and returns
@@ -161,8 +249,8 @@ func TestBenchE2E(t *testing.T) {
 func startForwarder(t *testing.T, bins string, p *pipeline, lg *loadGen, extra ...string) (*proc, string) {
 	t.Helper()
 	port := strconv.Itoa(freePort(t))
-	fwd := &proc{t: t, name: "forwarder", path: filepath.Join(bins, "forwarder"), logDir: p.dir,
-		args: append([]string{"-addr", "127.0.0.1:" + port, "-nats", p.natsURL, "-subject", "webhooks.qonto.acme"}, extra...)}
+	fwd := &proc{t: t, name: "forwarder", path: filepath.Join(bins, "bare"), logDir: p.dir,
+		args: append([]string{"-mode", "forward", "-addr", "127.0.0.1:" + port, "-nats", p.natsURL, "-subject", "webhooks.qonto.acme"}, extra...)}
 	fwd.start()
 	t.Cleanup(fwd.kill)
 	url := "http://127.0.0.1:" + port
@@ -178,11 +266,11 @@ func startForwarder(t *testing.T, bins string, p *pipeline, lg *loadGen, extra .
 }
 
 // benchBins builds, without test tags, the normalizer (stageBins builds it
-// with -tags faultinject) and the bare forwarder.
+// with -tags faultinject) and the bare pipeline's binary.
 func benchBins(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir, "github.com/invoicehub/invoicehub/normalizer/cmd/normalizer", "github.com/invoicehub/invoicehub/e2e/internal/forwarder")
+	cmd := exec.Command("go", "build", "-o", dir, "github.com/invoicehub/invoicehub/normalizer/cmd/normalizer", "github.com/invoicehub/invoicehub/e2e/internal/bare")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
@@ -205,22 +293,13 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		at := time.Now()
 		body, _ := io.ReadAll(req.Body)
-		var ce struct {
-			Type string `json:"type"`
-			Data struct {
-				Invoice struct {
-					RemoteID string `json:"remote_id"`
-				} `json:"invoice"`
-			} `json:"data"`
-		}
-		err := json.Unmarshal(body, &ce)
+		inv, ok := invoiceOf(req.URL.Path, body)
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if err != nil || ce.Type != "com.invoicehub.invoice.created.v1" || ce.Data.Invoice.RemoteID == "" {
+		if !ok {
 			h.other++
 			return
 		}
-		inv := ce.Data.Invoice.RemoteID
 		if h.count[inv] == 0 {
 			h.first[inv] = at
 		}
@@ -228,6 +307,32 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	}))
 	t.Cleanup(h.srv.Close)
 	return h
+}
+
+// invoiceOf reads the invoice a delivery announces: on /bare, the Qonto
+// webhook the bare pipeline passed on unchanged (its data.id); elsewhere
+// a structured created event (its data.invoice.remote_id).
+func invoiceOf(path string, body []byte) (string, bool) {
+	if path == "/bare" {
+		var raw struct {
+			Type string `json:"type"`
+			Data struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		err := json.Unmarshal(body, &raw)
+		return raw.Data.ID, err == nil && raw.Type == provider.QontoInvoiceTopic && raw.Data.ID != ""
+	}
+	var ce struct {
+		Type string `json:"type"`
+		Data struct {
+			Invoice struct {
+				RemoteID string `json:"remote_id"`
+			} `json:"invoice"`
+		} `json:"data"`
+	}
+	err := json.Unmarshal(body, &ce)
+	return ce.Data.Invoice.RemoteID, err == nil && ce.Type == "com.invoicehub.invoice.created.v1" && ce.Data.Invoice.RemoteID != ""
 }
 
 // arrived returns the first arrival of each invoice asked, and whether all
@@ -343,10 +448,10 @@ func (r stepResult) good() bool {
 	return r.lost == 0 && r.ok == r.sent && r.p99 <= benchP99Limit && r.kept()
 }
 
-// runStep sends rate webhooks per second for d, waits until every one
-// answered 2xx reached the receiver and every consumer settled, and
+// runStep sends rate webhooks per second for d to tgt, waits until every
+// one answered 2xx reached the receiver and tgt's consumers settled, and
 // measures.
-func runStep(t *testing.T, lg *loadGen, base string, hook *hookReceiver, js jetstream.JetStream, procs []*proc, tck int64, prefix string, rate int, d time.Duration) stepResult {
+func runStep(t *testing.T, lg *loadGen, hook *hookReceiver, js jetstream.JetStream, tgt sweepTarget, tck int64, prefix string, rate int, d time.Duration) stepResult {
 	t.Helper()
 	n := int(int64(rate) * int64(d) / int64(time.Second))
 	at := time.Now().Add(-time.Hour)
@@ -354,15 +459,15 @@ func runStep(t *testing.T, lg *loadGen, base string, hook *hookReceiver, js jets
 	for i := range ws {
 		ws[i] = invoiceWebhook(fmt.Sprintf("bench-%s-evt-%06d", prefix, i), fmt.Sprintf("bench-%s-inv-%06d", prefix, i), "unpaid", at)
 	}
-	pids := make([]int, len(procs))
-	for i, pr := range procs {
+	pids := make([]int, len(tgt.procs))
+	for i, pr := range tgt.procs {
 		pids[i] = pidOf(pr)
 	}
 	mem := newRSSWatch(pids)
 	began := time.Now()
 	cpu0 := cpuOf(append(pids, os.Getpid()), tck)
 
-	recs := lg.openLoop(base, ws, rate)
+	recs := lg.openLoop(tgt.base, ws, rate)
 
 	r := stepResult{rate: rate, sent: n}
 	var okInv []string
@@ -390,7 +495,7 @@ func runStep(t *testing.T, lg *loadGen, base string, hook *hookReceiver, js jets
 		arrivals, all = hook.arrived(okInv)
 	}
 	r.lost = len(okInv) - len(arrivals)
-	r.drained = settle(t, js, 30*time.Second)
+	r.drained = settle(t, js, tgt.consumers, 30*time.Second)
 	cpu1 := cpuOf(append(pids, os.Getpid()), tck)
 	r.elapsed = time.Since(began)
 	r.rss = mem.stop()
@@ -409,12 +514,12 @@ func runStep(t *testing.T, lg *loadGen, base string, hook *hookReceiver, js jets
 	return r
 }
 
-// settle polls until the normalizer's and the sink's consumers have
-// nothing pending nor unacked, for up to timeout.
-func settle(t *testing.T, js jetstream.JetStream, timeout time.Duration) bool {
+// settle polls until consumers (stream, durable) have nothing pending
+// nor unacked, for up to timeout.
+func settle(t *testing.T, js jetstream.JetStream, consumers [][2]string, timeout time.Duration) bool {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) { // polling consumer info
 		done := true
-		for _, c := range [][2]string{{subject.WebhooksStream, "normalizer-default"}, {subject.InvoicesStream, "sink-hook"}} {
+		for _, c := range consumers {
 			cons, err := js.Consumer(t.Context(), c[0], c[1])
 			if err != nil {
 				done = false
@@ -625,18 +730,41 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-func benchReport(rows []stepResult, caps []capResult, tck int64, took time.Duration) string {
-	var b strings.Builder
-	hz := fmt.Sprintf("CLK_TCK %d (getconf)", tck)
-	if tck < 0 {
-		hz = "CLK_TCK assumed 100 (getconf failed)"
+// total is the four processes' CPU per webhook answered 2xx.
+func (r stepResult) total() time.Duration {
+	if r.ok == 0 {
+		return 0
 	}
-	fmt.Fprintf(&b, "\n== bench-e2e: %d CPUs, %s, %s, %v per rate, one attempt per webhook; latency = webhook sent → its created event at the http sink's receiver\n", runtime.NumCPU(), runtime.Version(), hz, benchStep)
-	fmt.Fprintf(&b, "   CPU = utime+stime per webhook answered 2xx, from the step's start until every consumer settled; driver = this test process (load generator + receiver), on the same CPUs\n\n")
-	fmt.Fprintln(&b, "| rate/s | sent | 2xx | lost | dup | p50 | p99 | max | sent/s | driver lag p99 | CPU µs/webhook ingress | normalizer | sinks | nats | total | driver | max RSS MiB ingress | normalizer | sinks | nats |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
-	best := 0
+	return (r.cpu[0] + r.cpu[1] + r.cpu[2] + r.cpu[3]) / time.Duration(r.ok)
+}
+
+// why says what made r not good.
+func (r stepResult) why() string {
+	var why []string
+	if r.p99 > benchP99Limit {
+		why = append(why, "p99 "+millis(r.p99))
+	}
+	if r.ok != r.sent {
+		why = append(why, fmt.Sprintf("%d not 2xx", r.sent-r.ok))
+	}
+	if r.lost > 0 {
+		why = append(why, fmt.Sprintf("%d lost", r.lost))
+	}
+	if !r.kept() {
+		why = append(why, fmt.Sprintf("driver sent %.0f/s, lag p99 %s", r.achieved, millis(r.lagP99)))
+	}
+	return strings.Join(why, ", ")
+}
+
+func millis(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
+
+// stepTable writes rows as a table, the four processes named by names.
+func stepTable(b *strings.Builder, rows []stepResult, names [4]string) {
+	fmt.Fprintf(b, "| rate/s | sent | 2xx | lost | dup | p50 | p99 | max | sent/s | driver lag p99 | CPU µs/webhook %s | %s | %s | %s | total | driver | max RSS MiB %s | %s | %s | %s |\n",
+		names[0], names[1], names[2], names[3], names[0], names[1], names[2], names[3])
+	fmt.Fprintln(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		per := func(d time.Duration) string {
 			if r.ok == 0 {
@@ -644,15 +772,28 @@ func benchReport(rows []stepResult, caps []capResult, tck int64, took time.Durat
 			}
 			return strconv.FormatInt(int64(d/time.Microsecond)/int64(r.ok), 10)
 		}
-		total := r.cpu[0] + r.cpu[1] + r.cpu[2] + r.cpu[3]
 		note := ""
 		if !r.drained {
 			note = " (consumers not settled)"
 		}
-		fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f |%s\n",
-			r.rate, r.sent, r.ok, r.lost, r.dup, ms(r.p50), ms(r.p99), ms(r.pmax), r.achieved, ms(r.lagP99),
-			per(r.cpu[0]), per(r.cpu[1]), per(r.cpu[2]), per(r.cpu[3]), per(total), per(r.cpu[4]),
+		fmt.Fprintf(b, "| %d | %d | %d | %d | %d | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f |%s\n",
+			r.rate, r.sent, r.ok, r.lost, r.dup, millis(r.p50), millis(r.p99), millis(r.pmax), r.achieved, millis(r.lagP99),
+			per(r.cpu[0]), per(r.cpu[1]), per(r.cpu[2]), per(r.cpu[3]), per(r.cpu[0]+r.cpu[1]+r.cpu[2]+r.cpu[3]), per(r.cpu[4]),
 			float64(r.rss[0])/1024, float64(r.rss[1])/1024, float64(r.rss[2])/1024, float64(r.rss[3])/1024, note)
+	}
+}
+
+func benchReport(rows, floor []stepResult, caps []capResult, tck int64, took time.Duration) string {
+	var b strings.Builder
+	hz := fmt.Sprintf("CLK_TCK %d (getconf)", tck)
+	if tck < 0 {
+		hz = "CLK_TCK assumed 100 (getconf failed)"
+	}
+	fmt.Fprintf(&b, "\n== bench-e2e: %d CPUs, %s, %s, %v per rate, one attempt per webhook; latency = webhook sent → its created event at the http sink's receiver\n", runtime.NumCPU(), runtime.Version(), hz, benchStep)
+	fmt.Fprintf(&b, "   CPU = utime+stime per webhook answered 2xx, from the step's start until every consumer settled; driver = this test process (load generator + receiver), on the same CPUs\n\n")
+	stepTable(&b, rows, [4]string{"ingress", "normalizer", "sinks", "nats"})
+	best := 0
+	for _, r := range rows {
 		if r.good() {
 			best = max(best, r.rate)
 		}
@@ -663,23 +804,19 @@ func benchReport(rows []stepResult, caps []capResult, tck int64, took time.Durat
 		fmt.Fprintf(&b, "\nhighest rate with p99 ≤ %v (all 2xx, none lost, rate kept): none of the rates tried\n", benchP99Limit)
 	}
 	for _, last := range rows {
-		if last.good() {
-			continue
+		if !last.good() {
+			fmt.Fprintf(&b, "%d/s beyond: %s\n", last.rate, last.why())
 		}
-		var why []string
-		if last.p99 > benchP99Limit {
-			why = append(why, "p99 "+ms(last.p99))
+	}
+
+	fmt.Fprintf(&b, "\nbare pipeline, normalizer and sinks stopped: forward (HTTP → JetStream publish, 200 after the PubAck) → relay (consume, publish, ack after the PubAck) → deliver (consume, POST to the receiver, ack after the 2xx); one stored message per hop, nothing verified, decoded or kept\n\n")
+	stepTable(&b, floor, [4]string{"forward", "relay", "deliver", "nats"})
+	for _, f := range floor {
+		for _, r := range rows {
+			if r.rate == f.rate && r.ok > 0 && f.ok > 0 {
+				fmt.Fprintf(&b, "%d/s: CPU per webhook, pipeline %d µs, bare pipeline %d µs (%.1f×)\n", r.rate, r.total()/time.Microsecond, f.total()/time.Microsecond, float64(r.total())/float64(f.total()))
+			}
 		}
-		if last.ok != last.sent {
-			why = append(why, fmt.Sprintf("%d not 2xx", last.sent-last.ok))
-		}
-		if last.lost > 0 {
-			why = append(why, fmt.Sprintf("%d lost", last.lost))
-		}
-		if !last.kept() {
-			why = append(why, fmt.Sprintf("driver sent %.0f/s, lag p99 %s", last.achieved, ms(last.lagP99)))
-		}
-		fmt.Fprintf(&b, "%d/s beyond: %s\n", last.rate, strings.Join(why, ", "))
 	}
 
 	fmt.Fprintf(&b, "\ncapacity, normalizer and sinks stopped: closed loop, N clients, 2xx/s over %d rounds of %v (each after %v of warm-up), alternating ingress and forwarder\n\n", benchRounds, benchWindow, benchWarm)

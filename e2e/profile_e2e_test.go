@@ -53,12 +53,11 @@ func TestProfileE2E(t *testing.T) {
 	profilers := maps.Clone(p.metrics) // each stage serves its profiler beside its metrics
 	profilers["nats-server"] = "http://127.0.0.1:" + natsProf
 	js := p.connect()
-	procs := []*proc{p.ingress, p.normalizer, p.sinks, p.nats}
 	lg := newLoadGen(p.secret)
 	tck := clockTicks()
-	runStep(t, lg, p.httpURL, hook, js, procs, tck, "warmup", 200, time.Second)
+	runStep(t, lg, hook, js, p.sweepTarget(), tck, "warmup", 200, time.Second)
 	wg := profile(t, dir, "", profilers)
-	r := runStep(t, lg, p.httpURL, hook, js, procs, tck, fmt.Sprintf("r%d", rate), rate, 12*time.Second)
+	r := runStep(t, lg, hook, js, p.sweepTarget(), tck, fmt.Sprintf("r%d", rate), rate, 12*time.Second)
 	wg.Wait()
 	t.Logf("%d/s: p50 %v p99 %v, lost %d; profiles in %s", rate, r.p50, r.p99, r.lost, dir)
 
