@@ -73,6 +73,15 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
+// Parallel is implemented by a sink whose deliveries mostly wait (a
+// network round trip each, as the http sink's): its consumer runs
+// DefaultConcurrency deliveries at once, across invoices, unless the
+// sinks file sets its concurrency. Other sinks get the consume adapter's
+// default, 4.
+type Parallel interface {
+	DefaultConcurrency() int
+}
+
 // Factory builds a sink. It decodes its options with b.Options.Decode
 // into its own options struct, so that a misspelt or mistyped option is
 // refused at start.
@@ -209,7 +218,8 @@ type Spec struct {
 	Providers []string
 	// Concurrency, MaxAttempts, Backoff, AckWait, Heartbeat and
 	// DrainTimeout tune the consumer (see consume.Config); LoadConfig sets
-	// the last three from the stage's configuration.
+	// the last three from the stage's configuration. A zero Concurrency
+	// is the sink's own default (Parallel), or the adapter's.
 	Concurrency                      int
 	MaxAttempts                      int
 	Backoff                          consume.Backoff
@@ -287,7 +297,11 @@ func Run(ctx context.Context, js jetstream.JetStream, spec Spec, sink Sink, log 
 		return err
 	}
 	log = log.With("component", "sink", "sink", spec.ID)
-	return consume.Run(ctx, js, spec.ConsumeConfig(), func(ctx context.Context, d *consume.Delivery) error {
+	cc := spec.ConsumeConfig()
+	if p, ok := sink.(Parallel); ok && cc.Concurrency == 0 {
+		cc.Concurrency = p.DefaultConcurrency()
+	}
+	return consume.Run(ctx, js, cc, func(ctx context.Context, d *consume.Delivery) error {
 		e, err := Decode(ctx, d)
 		if err != nil {
 			return consume.Permanent(err)

@@ -243,3 +243,94 @@ func TestOneInvoiceInStreamOrderAtConcurrency8(t *testing.T) {
 		}
 	}
 }
+
+// gateSink holds every delivery until released and counts how many it
+// holds at once; it asks for a concurrency of its own (sinks.Parallel).
+type gateSink struct {
+	want    int // DefaultConcurrency
+	release chan struct{}
+	mu      sync.Mutex
+	now     int
+	most    int
+	done    int
+}
+
+func (s *gateSink) DefaultConcurrency() int { return s.want }
+
+func (s *gateSink) Deliver(ctx context.Context, _ sinks.Event) error {
+	s.mu.Lock()
+	s.now++
+	s.most = max(s.most, s.now)
+	s.mu.Unlock()
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	s.now--
+	s.done++
+	s.mu.Unlock()
+	return ctx.Err()
+}
+func (s *gateSink) Close(context.Context) error { return nil }
+func (s *gateSink) counts() (now, most, done int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now, s.most, s.done
+}
+
+// TestRunHonoursTheSinksConcurrency: a sink that asks for 6 deliveries at
+// once gets 6, across invoices; a concurrency in its spec wins.
+func TestRunHonoursTheSinksConcurrency(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		spec, want int
+	}{{"the sink's default", 0, 6}, {"the spec's", 3, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, js := jstest.Run(t).Connect(t)
+			if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
+				t.Fatal(err)
+			}
+			const invoices = 12
+			for i := range invoices {
+				e := sinktest.Event(t, fmt.Sprintf("raw-%d", i), schemas.KindUpdated)
+				d, err := e.Data()
+				if err != nil {
+					t.Fatal(err)
+				}
+				d.Invoice.RemoteID = fmt.Sprintf("inv-%d", i)
+				d.Invoice.ID = schemas.InvoiceID("qonto", "acme", d.Invoice.RemoteID)
+				ev, err := ce.NewCanonical(d, fmt.Sprintf("raw-%d", i), 1, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ce.Publish(t.Context(), js, subject.Invoice("updated", "qonto", "acme"), ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := &gateSink{want: 6, release: make(chan struct{})}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() {
+				done <- sinks.Run(ctx, js, sinks.Spec{ID: "gated", Type: "test", Concurrency: tc.spec}, s, slog.New(slog.DiscardHandler))
+			}()
+			t.Cleanup(func() { cancel(); <-done })
+			// Every event pulled (the adapter holds them all), tc.want of them
+			// running: the rest wait for a free slot.
+			jstest.Eventually(t, 10*time.Second, "every event pulled, some running", func() bool {
+				c, err := js.Consumer(t.Context(), subject.InvoicesStream, "sink-gated")
+				if err != nil {
+					return false
+				}
+				info, err := c.Info(t.Context())
+				now, _, _ := s.counts()
+				return err == nil && info.NumAckPending == invoices && now == tc.want
+			})
+			close(s.release)
+			jstest.Eventually(t, 10*time.Second, "every event delivered", func() bool { _, _, n := s.counts(); return n == invoices })
+			if _, most, _ := s.counts(); most != tc.want {
+				t.Errorf("%d deliveries at once, want %d", most, tc.want)
+			}
+		})
+	}
+}

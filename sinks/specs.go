@@ -28,7 +28,7 @@ type File struct {
 //	    type: file               # a registered sink type
 //	    kinds: [paid]            # optional filters
 //	    providers: [qonto]
-//	    concurrency: 4           # optional consumer tuning
+//	    concurrency: 4           # optional: deliveries at once (Spec.Concurrency)
 //	    max_attempts: 10
 //	    backoff: {base: 1s, max: 5m}
 //	    options: {path: /data/invoices.jsonl}
