@@ -86,7 +86,7 @@ func TestDeriveStory(t *testing.T) {
 func ids(out Output) []string {
 	var s []string
 	for _, c := range out.Events {
-		s = append(s, c.Event.ID())
+		s = append(s, c.ID())
 	}
 	return s
 }

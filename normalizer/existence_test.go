@@ -138,7 +138,7 @@ func updateTypes(t *testing.T) []string {
 		if path == "testdata/raw/qonto/client-invoice-documented.json" {
 			var types []string
 			for _, c := range out.Events {
-				types = append(types, c.Event.Type())
+				types = append(types, c.Msg.Header.Get("ce-type"))
 			}
 			return types
 		}

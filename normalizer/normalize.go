@@ -20,11 +20,11 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/normalizer/mapper"
 	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/ce"
-	"github.com/invoicehub/invoicehub/schemas/subject"
 )
 
 // ErrUnknownProvider is returned for a raw event of a provider with no mapper.
@@ -41,13 +41,15 @@ func Class(err error) string {
 	return mapper.Class(err)
 }
 
-// Canonical is one canonical event, its decoded data, and the subject it
-// is published on.
+// Canonical is one canonical event: its message, to be published as it
+// is (on its subject, Nats-Msg-Id its id), and its data.
 type Canonical struct {
-	Subject string
-	Event   event.Event
-	Data    schemas.EventData
+	Msg  *nats.Msg
+	Data schemas.EventData
 }
+
+// ID is the event's id, its dedup id in INVOICES.
+func (c Canonical) ID() string { return c.Msg.Header.Get(jetstream.MsgIDHeader) }
 
 // Output is what one raw event yields.
 type Output struct {
@@ -156,13 +158,13 @@ func (s *State) announced() ([]Canonical, error) {
 		}
 		datas = append(datas, data)
 	}
-	events, err := ce.NewCanonicalSet(datas, a.RawID, s.Sequence, a.Traceparent)
+	msgs, err := ce.CanonicalMsgs(datas, a.RawID, s.Sequence, a.Traceparent)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSchemaViolation, err)
 	}
-	out := make([]Canonical, len(events))
-	for i, e := range events {
-		out[i] = Canonical{Subject: subject.Invoice(string(datas[i].Event.Kind), s.Invoice.Provider, s.Invoice.Source), Event: e, Data: datas[i]}
+	out := make([]Canonical, len(msgs))
+	for i, m := range msgs {
+		out[i] = Canonical{Msg: m, Data: datas[i]}
 	}
 	return out, nil
 }

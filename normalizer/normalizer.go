@@ -321,16 +321,12 @@ const windowMargin = 30 * time.Second
 func (n *Normalizer) publish(ctx context.Context, events []Canonical) error {
 	acks := make([]jetstream.PubAckFuture, 0, len(events))
 	for _, c := range events {
-		msg, err := ce.ToMsg(ctx, c.Subject, c.Event)
-		if err != nil {
-			return err
-		}
-		f, err := n.js.PublishMsgAsync(msg)
+		f, err := n.js.PublishMsgAsync(c.Msg)
 		if errors.Is(err, nats.ErrMaxPayload) {
-			return consume.PermanentClass("payload_too_large", fmt.Errorf("normalizer: publish %s: %w", c.Event.ID(), err))
+			return consume.PermanentClass("payload_too_large", fmt.Errorf("normalizer: publish %s: %w", c.ID(), err))
 		}
 		if err != nil {
-			return fmt.Errorf("normalizer: publish %s: %w", c.Event.ID(), err)
+			return fmt.Errorf("normalizer: publish %s: %w", c.ID(), err)
 		}
 		acks = append(acks, f)
 	}

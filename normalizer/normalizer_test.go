@@ -268,7 +268,7 @@ func crashAfterStateWrite(t *testing.T, js jetstream.JetStream, path string, seq
 	}
 	var ids []string
 	for _, c := range out.Events {
-		ids = append(ids, c.Event.ID())
+		ids = append(ids, c.ID())
 	}
 	return ids
 }

@@ -33,7 +33,7 @@ func (n *Normalizer) unpublished(ctx context.Context, events []Canonical, since 
 	}
 	missing := map[string]bool{}
 	for _, c := range events {
-		missing[c.Event.ID()] = true
+		missing[c.ID()] = true
 	}
 	inv := events[0].Data.Invoice
 	filter := subject.InvoiceFilter("", inv.Provider, inv.Source)
@@ -70,7 +70,7 @@ func (n *Normalizer) unpublished(ctx context.Context, events []Canonical, since 
 func keep(events []Canonical, missing map[string]bool) []Canonical {
 	var out []Canonical
 	for _, c := range events {
-		if missing[c.Event.ID()] {
+		if missing[c.ID()] {
 			out = append(out, c)
 		}
 	}

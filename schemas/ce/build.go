@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/schemas"
+	"github.com/invoicehub/invoicehub/schemas/subject"
 )
 
 // Raw describes a verified webhook to be archived as a raw CloudEvent.
@@ -190,13 +191,17 @@ func NewCanonical(d schemas.EventData, rawID string, version int64, traceparent 
 	return newCanonical(d, data, rawID, version, traceparent)
 }
 
-// NewCanonicalSet builds the events of one change: ds share the invoice and
-// the event information and differ only in the kind (an enum value) and
-// the payment (set on payment_received). The schema and scale checks of
-// one of them, the one with a payment if any, cover them all, so the set
-// is validated once instead of once per kind; the invoice, most of each
-// event's data, is encoded once for all of them.
-func NewCanonicalSet(ds []schemas.EventData, rawID string, version int64, traceparent string) ([]event.Event, error) {
+// CanonicalMsgs builds the messages of one change's events, ds, each on
+// its subject (subject.Invoice of its kind, provider and source): what
+// ToMsg writes for NewCanonical of each (TestCanonicalMsgsAreToMsgOfNewCanonical
+// and FuzzCanonicalMsgs hold them equal), written directly, without the
+// SDK's event, once per change in the normalizer. ds share the invoice
+// and the event information and differ only in the kind (an enum value)
+// and the payment (set on payment_received), so the schema and scale
+// checks of one of them, the one with a payment if any, cover them all:
+// the set is validated once instead of once per kind, and the invoice,
+// most of each event's data, is encoded once for all of them.
+func CanonicalMsgs(ds []schemas.EventData, rawID string, version int64, traceparent string) ([]*nats.Msg, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
@@ -210,7 +215,7 @@ func NewCanonicalSet(ds []schemas.EventData, rawID string, version int64, tracep
 			rep = i
 		}
 	}
-	events := make([]event.Event, len(ds))
+	msgs := make([]*nats.Msg, len(ds))
 	for i, d := range ds {
 		data, err := encodeWithInvoice(d, invoice)
 		if err != nil {
@@ -221,12 +226,67 @@ func NewCanonicalSet(ds []schemas.EventData, rawID string, version int64, tracep
 				return nil, err
 			}
 		}
-		if events[i], err = newCanonical(d, data, rawID, version, traceparent); err != nil {
+		if msgs[i], err = canonicalMsg(d, data, rawID, version, traceparent); err != nil {
 			return nil, err
 		}
 	}
-	return events, nil
+	return msgs, nil
 }
+
+// canonicalMsg writes the message of one canonical event whose data is
+// already encoded and validated: the headers newCanonical's event gets
+// from ToMsg, trimmed and refused as the SDK's setters and validation
+// trim and refuse them.
+func canonicalMsg(d schemas.EventData, data []byte, rawID string, version int64, traceparent string) (*nats.Msg, error) {
+	inv := d.Invoice
+	source, err := uriRef(CanonicalSource(inv.Provider, inv.Source))
+	if err != nil {
+		return nil, fmt.Errorf("ce: canonical event: source: %w", err)
+	}
+	id, v := CanonicalID(inv.Provider, inv.Source, rawID, d.Event.Kind), strconv.FormatInt(version, 10)
+	h := make(nats.Header, 16)
+	values := make([]string, 0, 16) // one backing array for every header's value
+	set := func(name, v string) {
+		values = append(values, v)
+		h[name] = values[len(values)-1 : len(values) : len(values)]
+	}
+	// The attributes the SDK's setters keep: a subject or a time left
+	// empty is absent.
+	for _, kv := range [...][2]string{
+		{"specversion", event.CloudEventsVersionV1}, {"id", id}, {"source", source}, {"type", d.Event.Kind.EventType()},
+		{"subject", strings.TrimSpace(inv.ID)}, {"time", rawTime(d.Event.OccurredAt)}, {"dataschema", schemaURL},
+		{"datacontenttype", event.ApplicationJSON},
+	} {
+		if kv[1] != "" {
+			set(headerName(kv[0]), kv[1])
+		}
+	}
+	// The extensions, empty or not; the number only where a header can
+	// carry it, the trace context only when there is one.
+	for _, kv := range [...][2]string{
+		{ExtProvider, inv.Provider}, {ExtSource, inv.Source}, {ExtPartitionKey, inv.ID}, {ExtInvoiceVersion, v}, {ExtSequenceDeprecated, v},
+	} {
+		set(headerName(kv[0]), kv[1])
+	}
+	if headerSafe(inv.Number) {
+		set(headerName(ExtInvoiceNumber), inv.Number)
+	}
+	if traceparent != "" {
+		set(headerName(ExtTraceParent), traceparent)
+	}
+	set(jetstream.MsgIDHeader, id)
+	return &nats.Msg{Subject: subject.Invoice(string(d.Event.Kind), inv.Provider, inv.Source), Header: h, Data: data}, nil
+}
+
+// schemaURL is the dataschema attribute as the SDK writes it: SchemaURL
+// parsed and written again.
+var schemaURL = func() string {
+	u, err := url.Parse(schemas.SchemaURL)
+	if err != nil {
+		panic(err)
+	}
+	return u.String()
+}()
 
 // encodeWithInvoice encodes d as json.Marshal does, its invoice given
 // already encoded: the members before and after the invoice are encoded

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -175,16 +176,16 @@ func TestCanonicalSetValidatesOnce(t *testing.T) {
 	paymentEv.Event.Kind = schemas.KindPaymentReceived
 	eur, _ := money.LookupCurrency("EUR")
 	paymentEv.Payment = &schemas.Payment{Currency: "EUR", Amount: money.Total(decimal.NewFromInt(5), eur)}
-	set, err := NewCanonicalSet([]schemas.EventData{updated, paymentEv}, "raw-1", 1, "")
+	set, err := CanonicalMsgs([]schemas.EventData{updated, paymentEv}, "raw-1", 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set[0].Type() != "com.invoicehub.invoice.updated.v1" || set[1].ID() == set[0].ID() {
+	if set[0].Header.Get("ce-type") != "com.invoicehub.invoice.updated.v1" || set[1].Header.Get("ce-id") == set[0].Header.Get("ce-id") {
 		t.Fatalf("set %v", set)
 	}
 	// The payment event is the representative: an invalid payment fails the set.
 	paymentEv.Payment.Currency = "euros"
-	if _, err := NewCanonicalSet([]schemas.EventData{updated, paymentEv}, "raw-1", 1, ""); err == nil {
+	if _, err := CanonicalMsgs([]schemas.EventData{updated, paymentEv}, "raw-1", 1, ""); err == nil {
 		t.Fatal("invalid payment accepted")
 	}
 }
@@ -431,28 +432,120 @@ func TestFromMsgReadsWhatTheSDKReads(t *testing.T) {
 	}
 }
 
-// BenchmarkNewCanonicalSet builds the three events of a new, finalized
-// invoice (created, updated, sent), as the normalizer does per webhook in
-// `make bench-e2e`, and encodes them as messages.
-func BenchmarkNewCanonicalSet(b *testing.B) {
-	d := paidEvent(b)
+// createdSet is the data of the three events of a new, finalized invoice
+// (created, updated, sent), as the normalizer builds them per webhook in
+// `make bench-e2e`.
+func createdSet(tb testing.TB) []schemas.EventData {
+	d := paidEvent(tb)
 	var ds []schemas.EventData
 	for _, k := range []schemas.Kind{schemas.KindCreated, schemas.KindUpdated, schemas.KindSent} {
 		d.Event.Kind, d.Payment = k, nil
 		ds = append(ds, d)
 	}
+	return ds
+}
+
+// BenchmarkCanonicalMsgs writes the messages of createdSet, as the
+// normalizer does.
+func BenchmarkCanonicalMsgs(b *testing.B) {
+	ds := createdSet(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		set, err := NewCanonicalSet(ds, "raw-1", 1, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-		if err != nil {
+		if _, err := CanonicalMsgs(ds, "raw-1", 1, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"); err != nil {
 			b.Fatal(err)
 		}
-		for _, e := range set {
+	}
+}
+
+// BenchmarkNewCanonicalToMsg is createdSet through the SDK's event, each
+// validated: NewCanonical, then ToMsg.
+func BenchmarkNewCanonicalToMsg(b *testing.B) {
+	ds := createdSet(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, d := range ds {
+			e, err := NewCanonical(d, "raw-1", 1, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+			if err != nil {
+				b.Fatal(err)
+			}
 			if _, err := ToMsg(b.Context(), "invoices.v1.created.qonto.acme", e); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
+}
+
+// TestCanonicalMsgsAreToMsgOfNewCanonical holds the normalizer's direct
+// writer to the SDK's event through ToMsg (itself held to the SDK's
+// binding), event by event, on the golden events and on odd values.
+func TestCanonicalMsgsAreToMsgOfNewCanonical(t *testing.T) {
+	odd := paidEvent(t)
+	odd.Invoice.ID, odd.Invoice.Number, odd.Invoice.Provider, odd.Invoice.Source = " qonto:acme:inv 1 ", "F\n-1", "qonto", "a b"
+	odd.Event.OccurredAt = time.Date(2024, 2, 29, 23, 59, 59, 123456789, time.FixedZone("", 3600))
+	sets := map[string][]schemas.EventData{"created, updated, sent": createdSet(t), "odd values": {odd}}
+	files, _ := filepath.Glob("../testdata/events/*.json")
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d schemas.EventData
+		if err := json.Unmarshal(raw, &d); err != nil {
+			t.Fatal(err)
+		}
+		sets[filepath.Base(f)] = []schemas.EventData{d}
+	}
+	for name, ds := range sets {
+		for _, tp := range []string{"", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"} {
+			t.Run(fmt.Sprintf("%s, traceparent %q", name, tp), func(t *testing.T) {
+				got, err := CanonicalMsgs(ds, "raw-1", 1700000000000000, tp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, d := range ds {
+					e, err := NewCanonical(d, "raw-1", 1700000000000000, tp)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := ToMsg(t.Context(), subject.Invoice(string(d.Event.Kind), d.Invoice.Provider, d.Invoice.Source), e)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !maps.EqualFunc(got[i].Header, want.Header, slices.Equal) || got[i].Subject != want.Subject || !bytes.Equal(got[i].Data, want.Data) {
+						t.Errorf("CanonicalMsgs\n %s %v\nToMsg(NewCanonical)\n %s %v", got[i].Subject, got[i].Header, want.Subject, want.Header)
+					}
+				}
+			})
+		}
+	}
+}
+
+// FuzzCanonicalMsgs holds CanonicalMsgs to ToMsg(NewCanonical) on any
+// invoice id, number, provider, source, time, version and trace context:
+// the same message, or the same refusal.
+func FuzzCanonicalMsgs(f *testing.F) {
+	f.Add("qonto:acme:inv-1", "F-2024-001", "qonto", "acme", int64(1704110400), int64(1), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	f.Add(" ", "\x00", "a%zz", "", int64(0), int64(-1), "")
+	f.Fuzz(func(t *testing.T, id, number, prov, src string, unix, version int64, traceparent string) {
+		d := paidEvent(t)
+		d.Invoice.ID, d.Invoice.Number, d.Invoice.Provider, d.Invoice.Source = id, number, prov, src
+		d.Event.OccurredAt = time.Unix(unix, 0)
+		if unix == 0 {
+			d.Event.OccurredAt = time.Time{}
+		}
+		got, err := CanonicalMsgs([]schemas.EventData{d}, "raw-1", version, traceparent)
+		e, sdkErr := NewCanonical(d, "raw-1", version, traceparent)
+		var want *nats.Msg
+		if sdkErr == nil {
+			want, sdkErr = ToMsg(t.Context(), subject.Invoice(string(d.Event.Kind), prov, src), e)
+		}
+		switch {
+		case (err == nil) != (sdkErr == nil):
+			t.Fatalf("CanonicalMsgs: %v; NewCanonical then ToMsg: %v", err, sdkErr)
+		case err == nil && (!maps.EqualFunc(got[0].Header, want.Header, slices.Equal) || got[0].Subject != want.Subject || !bytes.Equal(got[0].Data, want.Data)):
+			t.Fatalf("CanonicalMsgs\n %s %v\nToMsg(NewCanonical)\n %s %v", got[0].Subject, got[0].Header, want.Subject, want.Header)
+		}
+	})
 }
 
 // TestSetEncodesAsEventData: the set's events, their invoice encoded once,
@@ -468,17 +561,17 @@ func TestSetEncodesAsEventData(t *testing.T) {
 		}
 		ds = append(ds, d)
 	}
-	set, err := NewCanonicalSet(ds, "raw-1", 1, "")
+	set, err := CanonicalMsgs(ds, "raw-1", 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, e := range set {
+	for i, m := range set {
 		want, err := json.Marshal(ds[i])
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(e.Data(), want) {
-			t.Fatalf("%s:\n got %s\nwant %s", ds[i].Event.Kind, e.Data(), want)
+		if !bytes.Equal(m.Data, want) {
+			t.Fatalf("%s:\n got %s\nwant %s", ds[i].Event.Kind, m.Data, want)
 		}
 	}
 }
