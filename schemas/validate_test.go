@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // TestFixturesRoundTripAndValidate decodes every canonical fixture into the
@@ -215,5 +217,73 @@ func TestCheckRefusesAmountsOffScale(t *testing.T) {
 	json.Unmarshal(base, &d)
 	if err := d.Check(); err != nil {
 		t.Fatalf("the fixture itself: %v", err)
+	}
+}
+
+// decodeCases are JSON texts the validator's reader is held to
+// jsonschema.UnmarshalJSON on, beside the golden events.
+var decodeCases = []string{
+	`{}`, `[]`, `null`, `true`, `"x"`, `0`, `-0`, `1.50`, `1e5`, `-12.5E-3`, `123456789012345678901234567890`,
+	`{"a":{"b":[1,"2",null,true,false,{"c":[]}]},"d":""}`, `{"a":1,"a":2}`, `"\u00e9\ud83d\ude00\n\"\\"`,
+	` {"x" : [ 1 , 2 ] } `, `{} {}`, `{"a":}`, `[1,]`, `01`, ``, `"\ud800"`, "\"\xff\"",
+}
+
+// TestDecodeJSONIsUnmarshalJSON: the validator's reader gives what
+// jsonschema.UnmarshalJSON gives, and refuses what it refuses.
+func TestDecodeJSONIsUnmarshalJSON(t *testing.T) {
+	files, _ := filepath.Glob("testdata/events/*.json")
+	cases := slices.Clone(decodeCases)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, string(b))
+	}
+	for _, c := range cases {
+		sameAsUnmarshalJSON(t, []byte(c))
+	}
+}
+
+func sameAsUnmarshalJSON(t *testing.T, data []byte) {
+	t.Helper()
+	got, err := decodeJSON(data)
+	want, wantErr := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	switch {
+	case wantErr != nil && err == nil:
+		t.Errorf("%.60q: read %v, UnmarshalJSON refuses it: %v", data, got, wantErr)
+	case err != nil && wantErr == nil:
+		t.Errorf("%.60q: refused (%v), UnmarshalJSON reads %v", data, err, want)
+	case err == nil && !reflect.DeepEqual(got, want):
+		t.Errorf("%.60q: read %#v, UnmarshalJSON %#v", data, got, want)
+	}
+}
+
+func FuzzDecodeJSON(f *testing.F) {
+	for _, c := range decodeCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { sameAsUnmarshalJSON(t, data) })
+}
+
+// BenchmarkDecodeJSON reads a canonical event as the validator takes it,
+// with decodeJSON and with jsonschema.UnmarshalJSON.
+func BenchmarkDecodeJSON(b *testing.B) {
+	data, err := os.ReadFile("testdata/events/qonto-paid.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, decode := range map[string]func([]byte) (any, error){
+		"decodeJSON":    decodeJSON,
+		"UnmarshalJSON": func(d []byte) (any, error) { return jsonschema.UnmarshalJSON(bytes.NewReader(d)) },
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decode(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
