@@ -13,6 +13,7 @@
 package normalizer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -139,7 +140,7 @@ func mapRaw(raw *event.Event, header nats.Header, ref schemas.RawRef, opts Optio
 
 // announced builds the events of the state's announcement, in the order
 // of schemas.Kinds: always the same events, ids included, for the same
-// state.
+// state. It keeps the invoice's JSON for the state's own encoding.
 func (s *State) announced() ([]Canonical, error) {
 	a := s.Pending
 	if a == nil || len(a.Kinds) == 0 {
@@ -158,10 +159,15 @@ func (s *State) announced() ([]Canonical, error) {
 		}
 		datas = append(datas, data)
 	}
-	msgs, err := ce.CanonicalMsgs(datas, a.RawID, s.Sequence, a.Traceparent)
+	invoice, err := json.Marshal(s.Invoice)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSchemaViolation, err)
 	}
+	msgs, err := ce.CanonicalMsgs(datas, invoice, a.RawID, s.Sequence, a.Traceparent)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSchemaViolation, err)
+	}
+	s.invoiceJSON = invoice
 	out := make([]Canonical, len(msgs))
 	for i, m := range msgs {
 		out[i] = Canonical{Msg: m, Data: datas[i]}

@@ -47,6 +47,39 @@ type State struct {
 	// LegacyRawID is the raw event of the last change in states written
 	// before Applied existed; load moves it into Applied.
 	LegacyRawID string `json:"raw_id,omitempty"`
+
+	// invoiceJSON is Invoice's JSON once announced has encoded it for the
+	// change's events, so that writing the state (encode) does not encode
+	// it again. A copy of the state keeps it: a copy must keep its Invoice
+	// too, or clear it.
+	invoiceJSON []byte
+}
+
+// stateRest is State's members after the invoice, as State encodes them
+// (TestStateRestIsStateButTheInvoice).
+type stateRest struct {
+	Sequence    int64         `json:"sequence"`
+	Deleted     bool          `json:"deleted,omitempty"`
+	Applied     []string      `json:"applied,omitempty"`
+	Pending     *Announcement `json:"pending,omitempty"`
+	LegacyRawID string        `json:"raw_id,omitempty"`
+}
+
+// encode is json.Marshal(s), the invoice's JSON put in as announced
+// encoded it, if it did (TestStateEncodesAsJSONMarshal): one encoding of
+// the invoice per change instead of three (the events, the state with
+// its announcement, the state cleared).
+func (s *State) encode() ([]byte, error) {
+	if s.invoiceJSON == nil {
+		return json.Marshal(s)
+	}
+	rest, err := json.Marshal(stateRest{s.Sequence, s.Deleted, s.Applied, s.Pending, s.LegacyRawID})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(`{"invoice":,`)+len(s.invoiceJSON)+len(rest))
+	out = append(append(append(out, `{"invoice":`...), s.invoiceJSON...), ',')
+	return append(out, rest[1:]...), nil // rest is an object with a sequence: never {}
 }
 
 // Announcement is what the events of a change are built from, with the
@@ -172,7 +205,7 @@ func (s *stateStore) storeNew(ctx context.Context, key string, st *State) (uint6
 
 // write encodes st, writes it with put and classifies the answer.
 func (s *stateStore) write(ctx context.Context, key string, st *State, put func(value []byte) (uint64, error)) (uint64, error) {
-	value, err := json.Marshal(st)
+	value, err := st.encode()
 	if err != nil {
 		return 0, fmt.Errorf("normalizer: encode state: %w", err)
 	}

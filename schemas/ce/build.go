@@ -1,11 +1,13 @@
 package ce
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -200,14 +202,19 @@ func NewCanonical(d schemas.EventData, rawID string, version int64, traceparent 
 // and the payment (set on payment_received), so the schema and scale
 // checks of one of them, the one with a payment if any, cover them all:
 // the set is validated once instead of once per kind, and the invoice,
-// most of each event's data, is encoded once for all of them.
-func CanonicalMsgs(ds []schemas.EventData, rawID string, version int64, traceparent string) ([]*nats.Msg, error) {
+// most of each event's data, is encoded once for all of them. invoice is
+// that encoding, json.Marshal(ds[0].Invoice), when the caller has it
+// already (the normalizer keeps it for the invoice's state); nil, it is
+// encoded here.
+func CanonicalMsgs(ds []schemas.EventData, invoice []byte, rawID string, version int64, traceparent string) ([]*nats.Msg, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
-	invoice, err := json.Marshal(ds[0].Invoice)
-	if err != nil {
-		return nil, fmt.Errorf("ce: canonical data: %w", err)
+	if invoice == nil {
+		var err error
+		if invoice, err = json.Marshal(ds[0].Invoice); err != nil {
+			return nil, fmt.Errorf("ce: canonical data: %w", err)
+		}
 	}
 	rep := 0
 	for i, d := range ds {
@@ -216,8 +223,9 @@ func CanonicalMsgs(ds []schemas.EventData, rawID string, version int64, tracepar
 		}
 	}
 	msgs := make([]*nats.Msg, len(ds))
+	var heads headCache
 	for i, d := range ds {
-		data, err := encodeWithInvoice(d, invoice)
+		data, err := encodeWithInvoice(d, invoice, &heads)
 		if err != nil {
 			return nil, err
 		}
@@ -291,12 +299,11 @@ var schemaURL = func() string {
 // encodeWithInvoice encodes d as json.Marshal does, its invoice given
 // already encoded: the members before and after the invoice are encoded
 // as they are and the invoice's bytes put between them
-// (TestSetEncodesAsEventData holds the two equal).
-func encodeWithInvoice(d schemas.EventData, invoice []byte) ([]byte, error) {
-	head, err := json.Marshal(struct {
-		SchemaVersion string            `json:"schema_version"`
-		Event         schemas.EventInfo `json:"event"`
-	}{d.SchemaVersion, d.Event})
+// (TestSetEncodesAsEventData holds the two equal). heads, if not nil,
+// keeps the members before the invoice from one event of a set to the
+// next.
+func encodeWithInvoice(d schemas.EventData, invoice []byte, heads *headCache) ([]byte, error) {
+	head, err := heads.head(d)
 	if err != nil {
 		return nil, fmt.Errorf("ce: canonical data: %w", err)
 	}
@@ -311,6 +318,53 @@ func encodeWithInvoice(d schemas.EventData, invoice []byte) ([]byte, error) {
 		data = append(append(data, `,"payment":`...), payment...)
 	}
 	return append(data, '}'), nil
+}
+
+// eventHead is what precedes the invoice in canonical data.
+type eventHead struct {
+	SchemaVersion string            `json:"schema_version"`
+	Event         schemas.EventInfo `json:"event"`
+}
+
+// headCache encodes the heads of a set's events, which differ in their
+// kind only: the first is encoded, the next ones are it with another
+// kind, where their schema version and event information are the same
+// and the encoding starts as expected (else they are encoded too).
+type headCache struct {
+	first    eventHead
+	enc      []byte // first's encoding
+	kindFrom int    // where first's kind starts in enc (its JSON string), 0 when the layout is not the one expected
+	kindTo   int
+}
+
+func (c *headCache) head(d schemas.EventData) ([]byte, error) {
+	h := eventHead{d.SchemaVersion, d.Event}
+	if c != nil && c.kindFrom > 0 && sameButKind(c.first, h) {
+		kind, err := json.Marshal(h.Event.Kind)
+		if err != nil {
+			return nil, err
+		}
+		return slices.Concat(c.enc[:c.kindFrom], kind, c.enc[c.kindTo:]), nil
+	}
+	enc, err := json.Marshal(h)
+	if err != nil || c == nil || c.enc != nil {
+		return enc, err
+	}
+	c.first, c.enc = h, enc
+	sv, err1 := json.Marshal(h.SchemaVersion)
+	kind, err2 := json.Marshal(h.Event.Kind)
+	prefix := slices.Concat([]byte(`{"schema_version":`), sv, []byte(`,"event":{"kind":`))
+	if err1 == nil && err2 == nil && bytes.HasPrefix(enc, slices.Concat(prefix, kind)) {
+		c.kindFrom, c.kindTo = len(prefix), len(prefix)+len(kind)
+	}
+	return enc, nil
+}
+
+// sameButKind reports whether a and b encode alike but for the kind.
+func sameButKind(a, b eventHead) bool {
+	x, y := a.Event, b.Event
+	return a.SchemaVersion == b.SchemaVersion && x.OccurredAt == y.OccurredAt && x.ProviderEventID == y.ProviderEventID &&
+		x.ProviderEventType == y.ProviderEventType && x.PreviousStatus == y.PreviousStatus && slices.Equal(x.ChangedFields, y.ChangedFields)
 }
 
 func newCanonical(d schemas.EventData, data []byte, rawID string, version int64, traceparent string) (event.Event, error) {

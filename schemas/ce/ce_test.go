@@ -176,7 +176,7 @@ func TestCanonicalSetValidatesOnce(t *testing.T) {
 	paymentEv.Event.Kind = schemas.KindPaymentReceived
 	eur, _ := money.LookupCurrency("EUR")
 	paymentEv.Payment = &schemas.Payment{Currency: "EUR", Amount: money.Total(decimal.NewFromInt(5), eur)}
-	set, err := CanonicalMsgs([]schemas.EventData{updated, paymentEv}, "raw-1", 1, "")
+	set, err := CanonicalMsgs([]schemas.EventData{updated, paymentEv}, nil, "raw-1", 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestCanonicalSetValidatesOnce(t *testing.T) {
 	}
 	// The payment event is the representative: an invalid payment fails the set.
 	paymentEv.Payment.Currency = "euros"
-	if _, err := CanonicalMsgs([]schemas.EventData{updated, paymentEv}, "raw-1", 1, ""); err == nil {
+	if _, err := CanonicalMsgs([]schemas.EventData{updated, paymentEv}, nil, "raw-1", 1, ""); err == nil {
 		t.Fatal("invalid payment accepted")
 	}
 }
@@ -451,7 +451,7 @@ func BenchmarkCanonicalMsgs(b *testing.B) {
 	ds := createdSet(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := CanonicalMsgs(ds, "raw-1", 1, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"); err != nil {
+		if _, err := CanonicalMsgs(ds, nil, "raw-1", 1, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -498,7 +498,7 @@ func TestCanonicalMsgsAreToMsgOfNewCanonical(t *testing.T) {
 	for name, ds := range sets {
 		for _, tp := range []string{"", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"} {
 			t.Run(fmt.Sprintf("%s, traceparent %q", name, tp), func(t *testing.T) {
-				got, err := CanonicalMsgs(ds, "raw-1", 1700000000000000, tp)
+				got, err := CanonicalMsgs(ds, nil, "raw-1", 1700000000000000, tp)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -533,7 +533,7 @@ func FuzzCanonicalMsgs(f *testing.F) {
 		if unix == 0 {
 			d.Event.OccurredAt = time.Time{}
 		}
-		got, err := CanonicalMsgs([]schemas.EventData{d}, "raw-1", version, traceparent)
+		got, err := CanonicalMsgs([]schemas.EventData{d}, nil, "raw-1", version, traceparent)
 		e, sdkErr := NewCanonical(d, "raw-1", version, traceparent)
 		var want *nats.Msg
 		if sdkErr == nil {
@@ -548,8 +548,10 @@ func FuzzCanonicalMsgs(f *testing.F) {
 	})
 }
 
-// TestSetEncodesAsEventData: the set's events, their invoice encoded once,
-// carry the bytes json.Marshal gives each EventData.
+// TestSetEncodesAsEventData: the set's events, their invoice encoded once
+// (here or by the caller) and their heads once where only the kind
+// differs, carry the bytes json.Marshal gives each EventData; so do
+// events whose information differs otherwise.
 func TestSetEncodesAsEventData(t *testing.T) {
 	d := paidEvent(t)
 	eur, _ := money.LookupCurrency("EUR")
@@ -561,17 +563,43 @@ func TestSetEncodesAsEventData(t *testing.T) {
 		}
 		ds = append(ds, d)
 	}
-	set, err := CanonicalMsgs(ds, "raw-1", 1, "")
+	odd := slices.Clone(ds)
+	odd[1].Event.ChangedFields = []string{"status", "<due_date>"}
+	odd[2].Event.OccurredAt = odd[2].Event.OccurredAt.In(time.FixedZone("", 3600))
+	odd[3].SchemaVersion = "1\u0026"
+	invoice, err := json.Marshal(d.Invoice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, m := range set {
-		want, err := json.Marshal(ds[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(m.Data, want) {
-			t.Fatalf("%s:\n got %s\nwant %s", ds[i].Event.Kind, m.Data, want)
+	sameAs := func(t *testing.T, ds []schemas.EventData, data func(i int) []byte) {
+		t.Helper()
+		for i, d := range ds {
+			want, err := json.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := data(i); !bytes.Equal(got, want) {
+				t.Fatalf("%s:\n got %s\nwant %s", d.Event.Kind, got, want)
+			}
 		}
 	}
+	for name, given := range map[string][]byte{"the invoice encoded here": nil, "the invoice given": invoice} {
+		t.Run(name, func(t *testing.T) {
+			set, err := CanonicalMsgs(ds, given, "raw-1", 1, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameAs(t, ds, func(i int) []byte { return set[i].Data })
+		})
+	}
+	t.Run("other information", func(t *testing.T) { // not a set CanonicalMsgs takes (another schema version): encoded one by one
+		var heads headCache
+		sameAs(t, odd, func(i int) []byte {
+			data, err := encodeWithInvoice(odd[i], invoice, &heads)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return data
+		})
+	})
 }
