@@ -41,7 +41,8 @@ import (
 //     (answered 2xx, not delivered within benchDrain), duplicates, and
 //     each process's CPU (utime+stime from /proc/<pid>/stat, from the
 //     step's start until every consumer has settled) per webhook answered
-//     2xx, and its peak VmRSS. The sweep goes on while p99 ≤ 50 ms,
+//     2xx, its context switches per webhook (how often it slept or was
+//     put off the CPU) and its peak VmRSS. The sweep goes on while p99 ≤ 50 ms,
 //     nothing is lost or refused and the driver keeps the rate (500/s and
 //     1000/s always run), then bisects benchBisect times between the last
 //     good rate (or 0) and the first bad one.
@@ -56,8 +57,9 @@ import (
 //  3. Capacity. Closed loop (N clients, each posting as soon as it is
 //     answered) against ingress (verification on) and against the bare
 //     forwarder on the same nats-server, with the same client, in short
-//     rounds that alternate the two: the highest 2xx/s of each and their
-//     ratio.
+//     rounds that alternate the two: the highest 2xx/s of each, their
+//     ratio, and the CPU per webhook of the target, nats-server and the
+//     clients.
 //
 // It is a measurement: it fails only when the harness breaks (a process
 // does not start, a webhook answered 2xx is never delivered).
@@ -436,6 +438,7 @@ type stepResult struct {
 	elapsed                          time.Duration
 	cpu                              [5]time.Duration // ingress, normalizer, sinks, nats, this process (driver + receiver)
 	rss                              [4]uint64        // peak VmRSS, KiB
+	switches                         [4]int64         // context switches (voluntary and not) of the four processes
 }
 
 // kept reports whether the driver kept the rate.
@@ -466,6 +469,7 @@ func runStep(t *testing.T, lg *loadGen, hook *hookReceiver, js jetstream.JetStre
 	mem := newRSSWatch(pids)
 	began := time.Now()
 	cpu0 := cpuOf(append(pids, os.Getpid()), tck)
+	sw0 := switchesOf(pids)
 
 	recs := lg.openLoop(tgt.base, ws, rate)
 
@@ -497,10 +501,14 @@ func runStep(t *testing.T, lg *loadGen, hook *hookReceiver, js jetstream.JetStre
 	r.lost = len(okInv) - len(arrivals)
 	r.drained = settle(t, js, tgt.consumers, 30*time.Second)
 	cpu1 := cpuOf(append(pids, os.Getpid()), tck)
+	sw1 := switchesOf(pids)
 	r.elapsed = time.Since(began)
 	r.rss = mem.stop()
 	for i := range r.cpu {
 		r.cpu[i] = cpu1[i] - cpu0[i]
+	}
+	for i := range r.switches {
+		r.switches[i] = sw1[i] - sw0[i]
 	}
 	r.dup = hook.duplicates(okInv)
 
@@ -545,6 +553,7 @@ type capResult struct {
 	ok, refused  int
 	counted      time.Duration // the windows' length
 	cpu, natsCPU time.Duration // the target's and nats-server's, over the windows
+	driverCPU    time.Duration // this process's (the clients'), over the windows
 }
 
 // perSec is the webhooks answered 2xx per second of the windows.
@@ -562,6 +571,7 @@ func (c *capResult) add(r capResult) {
 	c.counted += r.counted
 	c.cpu += r.cpu
 	c.natsCPU += r.natsCPU
+	c.driverCPU += r.driverCPU
 }
 
 // closedLoop runs one round: n clients against base, each posting a new
@@ -573,7 +583,7 @@ func closedLoop(lg *loadGen, target, base string, pr, natsProc *proc, tck int64,
 
 // closedLoopFor is closedLoop with its warm-up and window.
 func closedLoopFor(lg *loadGen, target, base string, pr, natsProc *proc, tck int64, n int, warm, window time.Duration) capResult {
-	pids := []int{pidOf(pr), pidOf(natsProc)}
+	pids := []int{pidOf(pr), pidOf(natsProc), os.Getpid()}
 	at := time.Now().Add(-time.Hour)
 	t0 := time.Now()
 	from, to := t0.Add(warm), t0.Add(warm+window)
@@ -600,7 +610,7 @@ func closedLoopFor(lg *loadGen, target, base string, pr, natsProc *proc, tck int
 	cpu1 := cpuOf(pids, tck)
 	wg.Wait()
 	return capResult{target: target, clients: n, ok: int(ok.Load()), refused: int(refused.Load()),
-		counted: window, cpu: cpu1[0] - cpu0[0], natsCPU: cpu1[1] - cpu0[1]}
+		counted: window, cpu: cpu1[0] - cpu0[0], natsCPU: cpu1[1] - cpu0[1], driverCPU: cpu1[2] - cpu0[2]}
 }
 
 func pidOf(pr *proc) int {
@@ -661,6 +671,30 @@ func rssOf(pid int) uint64 {
 		}
 	}
 	return 0
+}
+
+// switchesOf returns each process's context switches, voluntary and
+// not, summed over its threads (/proc/<pid>/task/*/status): how often it
+// went to sleep or was put off the CPU, 0 for one that cannot be read.
+func switchesOf(pids []int) []int64 {
+	out := make([]int64, len(pids))
+	for i, pid := range pids {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+		for _, task := range tasks {
+			b, err := os.ReadFile(task)
+			if err != nil {
+				continue // the thread has exited
+			}
+			for line := range strings.SplitSeq(string(b), "\n") {
+				name, v, ok := strings.Cut(line, ":")
+				if ok && (name == "voluntary_ctxt_switches" || name == "nonvoluntary_ctxt_switches") {
+					n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+					out[i] += n
+				}
+			}
+		}
+	}
+	return out
 }
 
 // rssWatch samples the VmRSS of pids every 100 ms until stopped, and keeps
@@ -762,9 +796,9 @@ func millis(d time.Duration) string {
 
 // stepTable writes rows as a table, the four processes named by names.
 func stepTable(b *strings.Builder, rows []stepResult, names [4]string) {
-	fmt.Fprintf(b, "| rate/s | sent | 2xx | lost | dup | p50 | p99 | max | sent/s | driver lag p99 | CPU µs/webhook %s | %s | %s | %s | total | driver | max RSS MiB %s | %s | %s | %s |\n",
-		names[0], names[1], names[2], names[3], names[0], names[1], names[2], names[3])
-	fmt.Fprintln(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(b, "| rate/s | sent | 2xx | lost | dup | p50 | p99 | max | sent/s | driver lag p99 | CPU µs/webhook %s | %s | %s | %s | total | driver | max RSS MiB %s | %s | %s | %s | context switches/webhook %s | %s | %s | %s |\n",
+		names[0], names[1], names[2], names[3], names[0], names[1], names[2], names[3], names[0], names[1], names[2], names[3])
+	fmt.Fprintln(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		per := func(d time.Duration) string {
 			if r.ok == 0 {
@@ -776,10 +810,17 @@ func stepTable(b *strings.Builder, rows []stepResult, names [4]string) {
 		if !r.drained {
 			note = " (consumers not settled)"
 		}
-		fmt.Fprintf(b, "| %d | %d | %d | %d | %d | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f |%s\n",
+		switches := func(n int64) string {
+			if r.ok == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.1f", float64(n)/float64(r.ok))
+		}
+		fmt.Fprintf(b, "| %d | %d | %d | %d | %d | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s |%s\n",
 			r.rate, r.sent, r.ok, r.lost, r.dup, millis(r.p50), millis(r.p99), millis(r.pmax), r.achieved, millis(r.lagP99),
 			per(r.cpu[0]), per(r.cpu[1]), per(r.cpu[2]), per(r.cpu[3]), per(r.cpu[0]+r.cpu[1]+r.cpu[2]+r.cpu[3]), per(r.cpu[4]),
-			float64(r.rss[0])/1024, float64(r.rss[1])/1024, float64(r.rss[2])/1024, float64(r.rss[3])/1024, note)
+			float64(r.rss[0])/1024, float64(r.rss[1])/1024, float64(r.rss[2])/1024, float64(r.rss[3])/1024,
+			switches(r.switches[0]), switches(r.switches[1]), switches(r.switches[2]), switches(r.switches[3]), note)
 	}
 }
 
@@ -820,8 +861,8 @@ func benchReport(rows, floor []stepResult, caps []capResult, tck int64, took tim
 	}
 
 	fmt.Fprintf(&b, "\ncapacity, normalizer and sinks stopped: closed loop, N clients, 2xx/s over %d rounds of %v (each after %v of warm-up), alternating ingress and forwarder\n\n", benchRounds, benchWindow, benchWarm)
-	fmt.Fprintln(&b, "| target | clients | 2xx/s | not 2xx | CPU µs/webhook target | nats |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|")
+	fmt.Fprintln(&b, "| target | clients | 2xx/s | not 2xx | CPU µs/webhook target | nats | driver |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|")
 	bestOf := map[string]float64{}
 	for _, c := range caps {
 		per := func(d time.Duration) string {
@@ -830,7 +871,7 @@ func benchReport(rows, floor []stepResult, caps []capResult, tck int64, took tim
 			}
 			return strconv.FormatInt(int64(d/time.Microsecond)/int64(c.ok), 10)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %s | %s |\n", c.target, c.clients, c.perSec(), c.refused, per(c.cpu), per(c.natsCPU))
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %s | %s | %s |\n", c.target, c.clients, c.perSec(), c.refused, per(c.cpu), per(c.natsCPU), per(c.driverCPU))
 		bestOf[c.target] = max(bestOf[c.target], c.perSec())
 	}
 	ratio := "-"
