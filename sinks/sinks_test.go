@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/internal/jstest"
 	"github.com/invoicehub/invoicehub/internal/streams"
@@ -202,6 +203,25 @@ func (s *orderSink) delivered() int {
 	return s.n
 }
 
+// publishUpdated publishes an updated event of invoice inv-<i> at
+// version, derived from raw event rawID.
+func publishUpdated(t *testing.T, js jetstream.JetStream, i int, rawID string, version int64) {
+	t.Helper()
+	d, err := sinktest.Event(t, rawID, schemas.KindUpdated).Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Invoice.RemoteID = fmt.Sprintf("inv-%d", i)
+	d.Invoice.ID = schemas.InvoiceID("qonto", "acme", d.Invoice.RemoteID)
+	ev, err := ce.NewCanonical(d, rawID, version, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ce.Publish(t.Context(), js, subject.Invoice("updated", "qonto", "acme"), ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestOneInvoiceInStreamOrderAtConcurrency8: a sink running 8 deliveries
 // at once across invoices still gets each invoice's events in stream
 // order (the adapter's per-key lanes, key = partitionkey).
@@ -213,20 +233,7 @@ func TestOneInvoiceInStreamOrderAtConcurrency8(t *testing.T) {
 	const invoices, versions = 20, orderVersions
 	for i := range invoices { // each invoice's versions one after the other
 		for v := range versions {
-			e := sinktest.Event(t, fmt.Sprintf("raw-%d-%d", i, v), schemas.KindUpdated)
-			d, err := e.Data()
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.Invoice.RemoteID = fmt.Sprintf("inv-%d", i)
-			d.Invoice.ID = schemas.InvoiceID("qonto", "acme", d.Invoice.RemoteID)
-			ev, err := ce.NewCanonical(d, fmt.Sprintf("raw-%d-%d", i, v), int64(v+1), "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ce.Publish(t.Context(), js, subject.Invoice("updated", "qonto", "acme"), ev); err != nil {
-				t.Fatal(err)
-			}
+			publishUpdated(t, js, i, fmt.Sprintf("raw-%d-%d", i, v), int64(v+1))
 		}
 	}
 	s := &orderSink{seen: map[string][]int64{}}
@@ -293,20 +300,7 @@ func TestRunHonoursTheSinksConcurrency(t *testing.T) {
 			}
 			const invoices = 12
 			for i := range invoices {
-				e := sinktest.Event(t, fmt.Sprintf("raw-%d", i), schemas.KindUpdated)
-				d, err := e.Data()
-				if err != nil {
-					t.Fatal(err)
-				}
-				d.Invoice.RemoteID = fmt.Sprintf("inv-%d", i)
-				d.Invoice.ID = schemas.InvoiceID("qonto", "acme", d.Invoice.RemoteID)
-				ev, err := ce.NewCanonical(d, fmt.Sprintf("raw-%d", i), 1, "")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := ce.Publish(t.Context(), js, subject.Invoice("updated", "qonto", "acme"), ev); err != nil {
-					t.Fatal(err)
-				}
+				publishUpdated(t, js, i, fmt.Sprintf("raw-%d", i), 1)
 			}
 			s := &gateSink{want: 6, release: make(chan struct{})}
 			ctx, cancel := context.WithCancel(t.Context())
