@@ -299,9 +299,8 @@ var schemaURL = func() string {
 // encodeWithInvoice encodes d as json.Marshal does, its invoice given
 // already encoded: the members before and after the invoice are encoded
 // as they are and the invoice's bytes put between them
-// (TestSetEncodesAsEventData holds the two equal). heads, if not nil,
-// keeps the members before the invoice from one event of a set to the
-// next.
+// (TestSetEncodesAsEventData holds the two equal). heads keeps the
+// members before the invoice from one event of a set to the next.
 func encodeWithInvoice(d schemas.EventData, invoice []byte, heads *headCache) ([]byte, error) {
 	head, err := heads.head(d)
 	if err != nil {
@@ -339,7 +338,7 @@ type headCache struct {
 
 func (c *headCache) head(d schemas.EventData) ([]byte, error) {
 	h := eventHead{d.SchemaVersion, d.Event}
-	if c != nil && c.kindFrom > 0 && sameButKind(c.first, h) {
+	if c.kindFrom > 0 && sameButKind(c.first, h) {
 		kind, err := json.Marshal(h.Event.Kind)
 		if err != nil {
 			return nil, err
@@ -347,7 +346,7 @@ func (c *headCache) head(d schemas.EventData) ([]byte, error) {
 		return slices.Concat(c.enc[:c.kindFrom], kind, c.enc[c.kindTo:]), nil
 	}
 	enc, err := json.Marshal(h)
-	if err != nil || c == nil || c.enc != nil {
+	if err != nil || c.enc != nil {
 		return enc, err
 	}
 	c.first, c.enc = h, enc
