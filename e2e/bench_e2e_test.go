@@ -101,7 +101,7 @@ func TestBenchE2E(t *testing.T) {
 	if warm.lost > 0 {
 		t.Errorf("warm-up: %d webhooks answered 2xx never delivered (logs in %s)", warm.lost, p.dir)
 	}
-	rows := sweep(t, lg, hook, js, pipe, tck, "r", benchRates)
+	rows := sweep(t, lg, hook, js, pipe, tck)
 
 	// The bare pipeline, normalizer and sinks stopped: the same driver,
 	// receiver and nats-server, one message per hop.
@@ -140,19 +140,19 @@ func TestBenchE2E(t *testing.T) {
 	fmt.Print(benchReport(rows, floor, caps, tck, time.Since(began)))
 }
 
-// sweep runs tgt at rates while it keeps p99 ≤ benchP99Limit (the first
-// two always), then bisects benchBisect times between the last good rate
-// (or 0) and the first bad one, to the nearest 50/s; it returns the steps
-// by rate.
-func sweep(t *testing.T, lg *loadGen, hook *hookReceiver, js jetstream.JetStream, tgt sweepTarget, tck int64, prefix string, rates []int) []stepResult {
+// sweep runs tgt at benchRates while it keeps p99 ≤ benchP99Limit (500/s
+// and 1000/s always), then bisects benchBisect times between the last
+// good rate (or 0) and the first bad one, to the nearest 50/s; it returns
+// the steps by rate.
+func sweep(t *testing.T, lg *loadGen, hook *hookReceiver, js jetstream.JetStream, tgt sweepTarget, tck int64) []stepResult {
 	var rows []stepResult
 	step := func(rate int) stepResult {
-		r := logStep(t, tgt, runStep(t, lg, hook, js, tgt, tck, fmt.Sprintf("%s%d", prefix, rate), rate, benchStep))
+		r := logStep(t, tgt, runStep(t, lg, hook, js, tgt, tck, fmt.Sprintf("r%d", rate), rate, benchStep))
 		rows = append(rows, r)
 		return r
 	}
 	good, bad := 0, 0 // the highest good rate below the first bad one
-	for i, rate := range rates {
+	for i, rate := range benchRates {
 		if r := step(rate); r.good() {
 			if bad == 0 {
 				good = rate
@@ -219,10 +219,10 @@ type bareProcs struct {
 // startBare starts the bare pipeline's three processes (e2e/internal/bare)
 // on p's nats-server and returns once the forwarder answers and both
 // consumers exist.
-func startBare(t *testing.T, bins string, p *pipeline, lg *loadGen, hook *hookReceiver, extra ...string) *bareProcs {
+func startBare(t *testing.T, bins string, p *pipeline, lg *loadGen, hook *hookReceiver) *bareProcs {
 	t.Helper()
 	b := &bareProcs{}
-	b.forward, b.url = startForwarder(t, bins, p, lg, extra...)
+	b.forward, b.url = startForwarder(t, bins, p, lg)
 	mk := func(name string, args ...string) *proc {
 		pr := &proc{t: t, name: name, path: filepath.Join(bins, "bare"), logDir: p.dir, args: append([]string{"-nats", p.natsURL}, args...)}
 		pr.start()
