@@ -86,6 +86,15 @@ func TestSpec(t *testing.T) {
 	}
 }
 
+// runSink runs sinks.Run for sink until the test ends.
+func runSink(t *testing.T, js jetstream.JetStream, spec sinks.Spec, sink sinks.Sink, log *slog.Logger) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- sinks.Run(ctx, js, spec, sink, log) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
 type recordingSink struct {
 	mu  sync.Mutex
 	ids []string
@@ -111,12 +120,7 @@ func TestRunDeliversAndDeadLettersGarbage(t *testing.T) {
 	}
 	rec := &recordingSink{}
 	spec := sinks.Spec{ID: "rec", Type: "test", Kinds: []schemas.Kind{schemas.KindPaid}}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- sinks.Run(ctx, js, spec, rec, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	runSink(t, js, spec, rec, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 
 	garbage := &nats.Msg{Subject: subject.Invoice("paid", "qonto", "acme"), Data: []byte("not a cloudevent")}
 	if _, err := js.PublishMsg(t.Context(), garbage); err != nil {
@@ -148,12 +152,7 @@ func TestRunToleratesAdditiveChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recordingSink{}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- sinks.Run(ctx, js, sinks.Spec{ID: "old", Type: "test"}, rec, slog.New(slog.DiscardHandler))
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	runSink(t, js, sinks.Spec{ID: "old", Type: "test"}, rec, slog.New(slog.DiscardHandler))
 
 	e := sinktest.Event(t, "raw-newer", schemas.KindPaid)
 	msg, err := ce.ToMsg(t.Context(), subject.Invoice("paid", "qonto", "acme"), e.CloudEvent)
@@ -237,12 +236,7 @@ func TestOneInvoiceInStreamOrderAtConcurrency8(t *testing.T) {
 		}
 	}
 	s := &orderSink{seen: map[string][]int64{}}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- sinks.Run(ctx, js, sinks.Spec{ID: "ordered", Type: "test", Concurrency: 8}, s, slog.New(slog.DiscardHandler))
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	runSink(t, js, sinks.Spec{ID: "ordered", Type: "test", Concurrency: 8}, s, slog.New(slog.DiscardHandler))
 	jstest.Eventually(t, 20*time.Second, "every event delivered", func() bool { return s.delivered() == invoices*versions })
 	for id, got := range s.seen {
 		if !slices.IsSorted(got) || len(got) != versions {
@@ -303,12 +297,7 @@ func TestRunHonoursTheSinksConcurrency(t *testing.T) {
 				publishUpdated(t, js, i, fmt.Sprintf("raw-%d", i), 1)
 			}
 			s := &gateSink{want: 6, release: make(chan struct{})}
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() {
-				done <- sinks.Run(ctx, js, sinks.Spec{ID: "gated", Type: "test", Concurrency: tc.spec}, s, slog.New(slog.DiscardHandler))
-			}()
-			t.Cleanup(func() { cancel(); <-done })
+			runSink(t, js, sinks.Spec{ID: "gated", Type: "test", Concurrency: tc.spec}, s, slog.New(slog.DiscardHandler))
 			// Every event pulled (the adapter holds them all), tc.want of them
 			// running: the rest wait for a free slot.
 			jstest.Eventually(t, 10*time.Second, "every event pulled, some running", func() bool {
