@@ -279,9 +279,9 @@ func benchBins(t *testing.T) string {
 	return dir
 }
 
-// hookReceiver is the http sink's target: per invoice (data.invoice.remote_id
-// of the structured CloudEvent), the arrival of its first created event
-// and how many arrived.
+// hookReceiver is the http sink's target, and the bare pipeline's (on
+// /bare): per invoice (invoiceOf), the arrival of its first delivery and
+// how many arrived.
 type hookReceiver struct {
 	srv   *httptest.Server
 	mu    sync.Mutex
