@@ -10,7 +10,12 @@
 //   - reads a durable JetStream pull consumer; at most Concurrency handlers
 //     run at a time, and at most MaxPending deliveries are outstanding;
 //   - keeps each key's deliveries in stream order (Config.Key: the invoice),
-//     while different keys run concurrently;
+//     while different keys run concurrently: a delivery is never handled
+//     while an earlier message of its key is pending anywhere, held here,
+//     by another replica, or lost in flight (the order fence, order.go);
+//   - pulls as the pinned client of a priority group, so one replica of a
+//     durable receives at a time and the others take over within AckWait
+//     when it stops;
 //   - on success, acks;
 //   - on a transient error, retries in place after exponential backoff with
 //     full jitter, or the Retry-After hint, holding the delivery (and its
@@ -60,8 +65,10 @@ type Delivery struct {
 	// maps a raw event once, to find its invoice, and hands the result on).
 	Prepared any
 
-	msg          jetstream.Msg
-	firstFailure time.Time
+	msg           jetstream.Msg
+	firstFailure  time.Time
+	deliverySeq   uint64 // the consumer's sequence of this delivery
+	firstDelivery bool
 }
 
 // Msg returns the delivery as a NATS message, for decoding.
@@ -98,7 +105,8 @@ type Config struct {
 	// before another replica gets them. Default 5s.
 	AckWait time.Duration
 	// Heartbeat is the idle heartbeat of pull requests, by which a lost
-	// server is noticed. Default 5s.
+	// server is noticed. Default 5s, and at most a quarter of AckWait (a
+	// pull lasts AckWait/2: the pinned client renews it within AckWait).
 	Heartbeat time.Duration
 	// AttemptTimeout bounds one handler call. Default 30s.
 	AttemptTimeout time.Duration
@@ -132,6 +140,26 @@ type Hooks struct {
 // allows, so that a dead-letter publish that failed before a crash is
 // tried again.
 const DeadLetterRetries = 5
+
+// PriorityGroup is the priority group every consumer's clients pull in:
+// the consumers are pinned (PriorityPolicyPinned), so one client of a
+// durable, the pinned one, receives its deliveries at a time, and the
+// other replicas take over when it stops pulling for PinnedTTL.
+const PriorityGroup = "invoicehub"
+
+// pinnedTTL is how long a pinned client that stopped pulling (crashed,
+// frozen, cut off) keeps the pin before another replica gets it: AckWait,
+// so that a crashed client's deliveries reach another replica when their
+// AckWait runs out, as without pinning; longer only where AckWait is
+// shorter than a pull's renewal.
+func (c Config) pinnedTTL() time.Duration { return max(c.AckWait, c.pullExpiry()+c.pullHeartbeat()) }
+
+// pullExpiry is how long a pull request lasts: the pinned client renews
+// its pull within it, so within pinnedTTL.
+func (c Config) pullExpiry() time.Duration { return max(c.AckWait/2, time.Second) }
+
+// pullHeartbeat is Heartbeat, at most half a pull's expiry.
+func (c Config) pullHeartbeat() time.Duration { return min(c.Heartbeat, c.pullExpiry()/2) }
 
 // Durable returns the consumer's durable name.
 func (c Config) Durable() string { return c.Stage + "-" + c.ID }
@@ -194,6 +222,9 @@ func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
 		AckWait:        c.AckWait,
 		MaxDeliver:     c.MaxAttempts + DeadLetterRetries,
 		MaxAckPending:  c.MaxPending,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{PriorityGroup},
+		PinnedTTL:      c.pinnedTTL(),
 	}
 }
 
@@ -255,7 +286,8 @@ func bind(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Log
 // sameConsumer compares what setup and this version configure.
 func sameConsumer(have, want jetstream.ConsumerConfig) bool {
 	return slices.Equal(have.FilterSubjects, want.FilterSubjects) && have.AckWait == want.AckWait &&
-		have.MaxDeliver == want.MaxDeliver && have.MaxAckPending == want.MaxAckPending && have.AckPolicy == want.AckPolicy
+		have.MaxDeliver == want.MaxDeliver && have.MaxAckPending == want.MaxAckPending && have.AckPolicy == want.AckPolicy &&
+		have.PriorityPolicy == want.PriorityPolicy && slices.Equal(have.PriorityGroups, want.PriorityGroups) && have.PinnedTTL == want.PinnedTTL
 }
 
 // Run binds the durable consumer (see Ensure) and processes deliveries

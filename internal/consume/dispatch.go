@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,14 +35,31 @@ type consumer struct {
 	jobs    chan func()  // to the runners waiting (start)
 	idle    atomic.Int32 // runners waiting and not yet claimed by a job
 
+	jc           jetstream.Consumer
+	lastReceived atomic.Int64 // when a delivery last arrived, in Unix nanoseconds
+
 	mu    sync.Mutex
 	lanes map[string]*lane
 	held  map[*Delivery]time.Time // every delivery held, and its last sign of life
+	order orderFence              // with Config.Key: what is pending beyond the lanes (order.go)
 }
 
-// lane holds one key's deliveries in stream order; the first is the one
-// being handled.
-type lane struct{ queue []*Delivery }
+// lane holds one key's deliveries in stream order. While it runs, the
+// first is the one being handled; it is parked (not running) while a
+// message of its key older than the first is awaited.
+type lane struct {
+	queue   []*Delivery
+	running bool
+}
+
+// insert puts d in stream order, never before the delivery being handled.
+func (l *lane) insert(d *Delivery) {
+	i := len(l.queue)
+	for i > 0 && l.queue[i-1].Sequence > d.Sequence && (i > 1 || !l.running) {
+		i--
+	}
+	l.queue = slices.Insert(l.queue, i, d)
+}
 
 func newConsumer(js jetstream.JetStream, cfg Config, h Handler, log *slog.Logger) *consumer {
 	hard, cancel := context.WithCancel(context.Background())
@@ -49,16 +67,28 @@ func newConsumer(js jetstream.JetStream, cfg Config, h Handler, log *slog.Logger
 		js: js, cfg: cfg, handler: h, log: log,
 		slots: make(chan struct{}, cfg.Concurrency), tokens: make(chan struct{}, cfg.MaxPending), stop: make(chan struct{}),
 		hard: hard, cancel: cancel, jobs: make(chan func(), cfg.MaxPending), lanes: map[string]*lane{}, held: map[*Delivery]time.Time{},
+		order: newOrderFence(),
 	}
 }
 
 // run pulls until ctx ends, then drains.
+//
+// The pull's buffer holds MaxPending messages, the consumer's
+// MaxAckPending: the server never has more outstanding, so the client
+// cannot overflow it and drop deliveries as a slow consumer.
 func (c *consumer) run(ctx context.Context, jc jetstream.Consumer) error {
-	it, err := jc.Messages(jetstream.PullMaxMessages(min(c.cfg.MaxPending, max(2*c.cfg.Concurrency, 16))), jetstream.PullHeartbeat(c.cfg.Heartbeat))
+	c.jc = jc
+	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(c.cfg.MaxPending), jetstream.PullHeartbeat(c.cfg.pullHeartbeat()),
+		jetstream.PullExpiry(c.cfg.pullExpiry())}
+	if slices.Contains(jc.CachedInfo().Config.PriorityGroups, PriorityGroup) { // else setup has yet to be run again
+		opts = append(opts, jetstream.PullPriorityGroup(PriorityGroup))
+	}
+	it, err := jc.Messages(opts...)
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)
 	}
 	defer c.cancel()
+	defer c.unpin()
 	if c.cfg.CancelOnDisconnect {
 		c.conn = watchConnection(c.js.Conn(), c.hard.Done())
 	}
@@ -106,7 +136,14 @@ func (c *consumer) pull(it jetstream.MessagesContext) {
 			c.nak(jm, 0)
 			continue
 		}
-		c.dispatch(c.delivery(jm))
+		c.lastReceived.Store(time.Now().UnixNano())
+		d := c.delivery(jm)
+		if c.cfg.Key == nil {
+			c.dispatch(d)
+		} else if !c.admit(d) {
+			c.giveBackBuffered(it)
+			return
+		}
 	}
 }
 
@@ -126,6 +163,7 @@ func (c *consumer) delivery(jm jetstream.Msg) *Delivery {
 	d := &Delivery{Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data(), Attempt: 1, Stage: c.cfg.Stage, ConsumerID: c.cfg.ID, msg: jm}
 	if meta, err := jm.Metadata(); err == nil {
 		d.Stream, d.Sequence, d.Attempt, d.Stored = meta.Stream, meta.Sequence.Stream, meta.NumDelivered, meta.Timestamp
+		d.deliverySeq, d.firstDelivery = meta.Sequence.Consumer, meta.NumDelivered == 1
 	}
 	if c.cfg.Key != nil {
 		d.Key = c.cfg.Key(d)
@@ -133,23 +171,37 @@ func (c *consumer) delivery(jm jetstream.Msg) *Delivery {
 	return d
 }
 
-// dispatch hands d to its key's lane (started if idle), or to a worker of
-// its own when it has no key.
+// dispatch hands d to its key's lane (woken if parked or idle), or to a
+// worker of its own when it has no key.
 func (c *consumer) dispatch(d *Delivery) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.held[d] = time.Now()
+	if d.Sequence != 0 {
+		c.order.bySeq[d.Sequence] = d
+	}
 	if d.Key == "" {
 		c.start(func() { c.process(d) })
 		return
 	}
-	if l, busy := c.lanes[d.Key]; busy {
-		l.queue = append(l.queue, d)
+	l, ok := c.lanes[d.Key]
+	if !ok {
+		l = &lane{}
+		c.lanes[d.Key] = l
+	}
+	l.insert(d)
+	c.wake(d.Key)
+}
+
+// wake runs key's lane unless it runs already, is empty, or waits for an
+// older message of its key. c.mu is held.
+func (c *consumer) wake(key string) {
+	l, ok := c.lanes[key]
+	if !ok || l.running || len(l.queue) == 0 || c.blocked(key, l.queue[0].Sequence) {
 		return
 	}
-	l := &lane{queue: []*Delivery{d}}
-	c.lanes[d.Key] = l
-	c.start(func() { c.runLane(d.Key, l) })
+	l.running = true
+	c.start(func() { c.runLane(key, l) })
 }
 
 // start runs job on a waiting runner, or on a new one. Runners outlive
@@ -204,16 +256,23 @@ func (c *consumer) next() (func(), bool) {
 }
 
 // runLane handles a key's deliveries one after the other, until none is
-// left or shutdown gives the rest back.
+// left, an older message of the key is awaited (the lane parks: wake
+// resumes it), or shutdown gives the rest back.
 func (c *consumer) runLane(key string, l *lane) {
 	for {
 		c.mu.Lock()
 		if len(l.queue) == 0 {
 			delete(c.lanes, key)
+			l.running = false
 			c.mu.Unlock()
 			return
 		}
 		d := l.queue[0]
+		if c.blocked(key, d.Sequence) {
+			l.running = false
+			c.mu.Unlock()
+			return
+		}
 		c.mu.Unlock()
 		if c.stopping() {
 			c.giveBackLane(key, l, 0)
@@ -236,11 +295,27 @@ func (c *consumer) runLane(key string, l *lane) {
 func (c *consumer) giveBackLane(key string, l *lane, after time.Duration) {
 	c.mu.Lock()
 	queued := l.queue
-	l.queue = nil
+	l.queue, l.running = nil, false
 	delete(c.lanes, key)
 	c.mu.Unlock()
 	for i, d := range queued {
 		c.giveBack(d, after+time.Duration(i+1)*time.Millisecond)
+	}
+}
+
+// giveBackParked gives back the lanes that wait for an older message of
+// their key: no runner holds them.
+func (c *consumer) giveBackParked() {
+	c.mu.Lock()
+	parked := map[string]*lane{}
+	for key, l := range c.lanes {
+		if !l.running {
+			parked[key] = l
+		}
+	}
+	c.mu.Unlock()
+	for key, l := range parked {
+		c.giveBackLane(key, l, 0)
 	}
 }
 
@@ -274,6 +349,7 @@ func (c *consumer) heartbeat() {
 			}
 		}
 		c.mu.Unlock()
+		c.pollFloor()
 		for _, d := range due {
 			if err := d.msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 				c.log.Warn("in-progress failed", "seq", d.Sequence, "err", err)
@@ -285,6 +361,7 @@ func (c *consumer) heartbeat() {
 // drain waits for the workers to settle or give back what they hold; past
 // DrainTimeout their handlers are cancelled.
 func (c *consumer) drain() {
+	c.giveBackParked()
 	done := make(chan struct{})
 	go func() { c.workers.Wait(); close(done) }()
 	select {
@@ -296,10 +373,20 @@ func (c *consumer) drain() {
 	}
 }
 
-// forget drops a settled delivery.
-func (c *consumer) forget(d *Delivery) {
+// forget drops a delivery no longer held: settled here, or given back
+// (then awaited: it comes back).
+func (c *consumer) forget(d *Delivery, settled bool) {
 	c.mu.Lock()
 	delete(c.held, d)
+	if c.order.bySeq[d.Sequence] == d {
+		delete(c.order.bySeq, d.Sequence)
+		switch {
+		case !settled && d.Key != "":
+			c.order.awaited[d.Sequence] = d.Key
+		case settled && c.order.resyncing:
+			c.order.settledNow[d.Sequence] = true
+		}
+	}
 	c.mu.Unlock()
 	<-c.tokens
 }
@@ -307,7 +394,7 @@ func (c *consumer) forget(d *Delivery) {
 // giveBack naks a held delivery (redelivered after delay) and forgets it.
 func (c *consumer) giveBack(d *Delivery, delay time.Duration) {
 	c.nak(d.msg, delay)
-	c.forget(d)
+	c.forget(d, false)
 }
 
 func (c *consumer) nak(jm jetstream.Msg, delay time.Duration) {

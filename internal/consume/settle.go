@@ -144,7 +144,7 @@ func (c *consumer) ack(d *Delivery) {
 		// are idempotent by event id, so nothing is lost or doubled.
 		c.log.Warn("ack failed", "seq", d.Sequence, "err", err)
 	}
-	c.forget(d)
+	c.forget(d, true)
 }
 
 // deadLetter publishes d to the consumer's DLQ subject and Terms it. A
@@ -170,7 +170,7 @@ func (c *consumer) deadLetter(d *Delivery, o Outcome) bool {
 	if err := d.msg.Term(); err != nil {
 		c.log.Warn("term failed", "seq", d.Sequence, "err", err)
 	}
-	c.forget(d)
+	c.forget(d, true)
 	return true
 }
 
