@@ -39,6 +39,7 @@ type Config struct {
 	Stage       stage.Config
 	Concurrency int
 	MaxAttempts int
+	MaxAge      time.Duration
 	Backoff     consume.Backoff
 	// ReceivableSources lists "<provider>/<source>" whose invoices are
 	// receivables although the provider's usually are payables (Mercoa).
@@ -55,7 +56,7 @@ func (c Config) ConsumeConfig() consume.Config {
 	return consume.Config{
 		Stage: "normalizer", ID: ConsumerID, Stream: subject.WebhooksStream,
 		FilterSubjects: []string{subject.WebhooksRoot + ".>", subject.Replay("normalizer", ConsumerID)},
-		Concurrency:    cmp.Or(c.Concurrency, DefaultConcurrency), MaxAttempts: c.MaxAttempts, Backoff: c.Backoff,
+		Concurrency:    cmp.Or(c.Concurrency, DefaultConcurrency), MaxAttempts: c.MaxAttempts, MaxAge: c.MaxAge, Backoff: c.Backoff,
 		AckWait: c.Stage.AckWait, Heartbeat: c.Stage.PullHeartbeat, DrainTimeout: c.Stage.ShutdownGrace,
 		// A raw event's work is round trips to JetStream: one cut by a lost
 		// connection is retried, not waited for (every step is idempotent).
@@ -369,7 +370,8 @@ func (n *Normalizer) report(p *prepared, out Output) {
 // variables (package stage) and these, returning every problem at once:
 //
 //	INVOICEHUB_CONCURRENCY          deliveries in flight [64]
-//	INVOICEHUB_MAX_ATTEMPTS         deliveries before a raw event is dead-lettered [10]
+//	INVOICEHUB_MAX_ATTEMPTS         failures before a raw event is dead-lettered [10]
+//	INVOICEHUB_MAX_AGE              and for how long at least (consume.Config) [1h]
 //	INVOICEHUB_RECEIVABLE_SOURCES   comma-separated <provider>/<source> whose
 //	                                invoices are receivables (Mercoa) []
 func LoadConfig(getenv stage.Env, readFile stage.ReadFile) (Config, error) {
@@ -379,6 +381,7 @@ func LoadConfig(getenv stage.Env, readFile stage.ReadFile) (Config, error) {
 		Stage:       common,
 		Concurrency: p.Int("INVOICEHUB_CONCURRENCY", DefaultConcurrency, 1, 256),
 		MaxAttempts: p.Int("INVOICEHUB_MAX_ATTEMPTS", 10, 1, 1000),
+		MaxAge:      p.Duration("INVOICEHUB_MAX_AGE", time.Hour),
 	}
 	for _, s := range strings.Split(getenv("INVOICEHUB_RECEIVABLE_SOURCES"), ",") {
 		if s = strings.TrimSpace(s); s == "" {

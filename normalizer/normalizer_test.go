@@ -78,7 +78,7 @@ func publishFixture(t *testing.T, js jetstream.JetStream, path string) {
 // runNormalizer runs a normalizer until the test ends or stop is called.
 func runNormalizer(t *testing.T, js jetstream.JetStream, concurrency int) (stop func()) {
 	t.Helper()
-	cfg := Config{Concurrency: concurrency, MaxAttempts: 3, Backoff: consume.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
+	cfg := Config{Concurrency: concurrency, MaxAttempts: 3, MaxAge: time.Millisecond, Backoff: consume.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}}
 	n, err := New(t.Context(), js, cfg, quiet)
 	if err != nil {
 		t.Fatal(err)

@@ -216,12 +216,13 @@ type Spec struct {
 	// Kinds and Providers filter the events, server-side; empty means all.
 	Kinds     []schemas.Kind
 	Providers []string
-	// Concurrency, MaxAttempts, Backoff, AckWait, Heartbeat and
+	// Concurrency, MaxAttempts, MaxAge, Backoff, AckWait, Heartbeat and
 	// DrainTimeout tune the consumer (see consume.Config); LoadConfig sets
 	// the last three from the stage's configuration. A zero Concurrency
 	// is the sink's own default (Parallel), or the adapter's.
 	Concurrency                      int
 	MaxAttempts                      int
+	MaxAge                           time.Duration
 	Backoff                          consume.Backoff
 	AckWait, Heartbeat, DrainTimeout time.Duration
 	Options                          Options
@@ -283,7 +284,7 @@ func (s Spec) FilterSubjects() []string {
 func (s Spec) ConsumeConfig() consume.Config {
 	return consume.Config{
 		Stage: "sink", ID: s.ID, Stream: subject.InvoicesStream, FilterSubjects: s.FilterSubjects(),
-		Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts, Backoff: s.Backoff, AckWait: s.AckWait, Heartbeat: s.Heartbeat,
+		Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts, MaxAge: s.MaxAge, Backoff: s.Backoff, AckWait: s.AckWait, Heartbeat: s.Heartbeat,
 		DrainTimeout: s.DrainTimeout, Hooks: s.Hooks,
 		Key: func(d *consume.Delivery) string { return d.Header.Get("ce-" + ce.ExtPartitionKey) },
 	}

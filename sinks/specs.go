@@ -29,7 +29,8 @@ type File struct {
 //	    kinds: [paid]            # optional filters
 //	    providers: [qonto]
 //	    concurrency: 4           # optional: deliveries at once (Spec.Concurrency)
-//	    max_attempts: 10
+//	    max_attempts: 10         # a failing event is dead-lettered after
+//	    max_age: 1h              # max_attempts failures and max_age (both)
 //	    backoff: {base: 1s, max: 5m}
 //	    options: {path: /data/invoices.jsonl}
 //	notify:                      # optional: a signed message per dead letter
@@ -47,6 +48,7 @@ func ParseFile(r io.Reader) (File, error) {
 			Providers   []string                   `yaml:"providers"`
 			Concurrency int                        `yaml:"concurrency"`
 			MaxAttempts int                        `yaml:"max_attempts"`
+			MaxAge      string                     `yaml:"max_age"`
 			Backoff     struct{ Base, Max string } `yaml:"backoff"`
 			Options     map[string]any             `yaml:"options"`
 		} `yaml:"sinks"`
@@ -67,7 +69,11 @@ func ParseFile(r io.Reader) (File, error) {
 		spec := Spec{ID: s.ID, Type: s.Type, Kinds: s.Kinds, Providers: s.Providers,
 			Concurrency: s.Concurrency, MaxAttempts: s.MaxAttempts, Options: s.Options}
 		where := fmt.Sprintf("sinks[%d] (%s)", i, s.ID)
-		if err := spec.Validate(); err != nil {
+		var durErrs []error
+		spec.MaxAge, durErrs = parseDuration(durErrs, "max_age", s.MaxAge)
+		spec.Backoff.Base, durErrs = parseDuration(durErrs, "backoff.base", s.Backoff.Base)
+		spec.Backoff.Max, durErrs = parseDuration(durErrs, "backoff.max", s.Backoff.Max)
+		if err := errors.Join(append(durErrs, spec.Validate())...); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 		}
 		if seen[s.ID] {
@@ -128,4 +134,17 @@ func (n NotifySpec) ConsumeConfig() consume.Config {
 		FilterSubjects: []string{subject.DLQRoot + ".normalizer.>", subject.DLQRoot + ".sink.>"},
 		AckWait:        n.AckWait, Heartbeat: n.Heartbeat, DrainTimeout: n.DrainTimeout, Hooks: n.Hooks,
 	}
+}
+
+// parseDuration reads an optional positive duration ("" is zero: the
+// default), adding a problem to errs.
+func parseDuration(errs []error, name, text string) (time.Duration, []error) {
+	if text == "" {
+		return 0, errs
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil || d <= 0 {
+		return 0, append(errs, fmt.Errorf("%s: %q is not a positive duration (e.g. 30s, 1h)", name, text))
+	}
+	return d, errs
 }

@@ -31,13 +31,12 @@ func (b Backoff) withDefaults() Backoff {
 }
 
 // Delay returns the wait before the retry that follows failed attempt
-// number attempt (1 for the first delivery). A positive hint (Retry-After)
-// is honoured as given, capped at MaxRetryAfter.
+// number attempt (1 for the first delivery). A positive hint (Retry-After,
+// capped at MaxRetryAfter) is a floor: the wait is the longer of the hint
+// and the backoff's, so a receiver that keeps asking for a short wait
+// still sees the backoff grow.
 func (b Backoff) Delay(attempt uint64, hint time.Duration) time.Duration {
 	b = b.withDefaults()
-	if hint > 0 {
-		return min(hint, b.MaxRetryAfter)
-	}
 	ceiling := b.Max
 	if attempt < 1 {
 		attempt = 1
@@ -47,5 +46,5 @@ func (b Backoff) Delay(attempt uint64, hint time.Duration) time.Duration {
 			ceiling = c
 		}
 	}
-	return rand.N(ceiling + 1)
+	return max(rand.N(ceiling+1), min(hint, b.MaxRetryAfter))
 }

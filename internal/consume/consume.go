@@ -20,7 +20,8 @@
 //   - on a transient error, retries in place after exponential backoff with
 //     full jitter, or the Retry-After hint, holding the delivery (and its
 //     key's later deliveries) with InProgress meanwhile, so the order holds;
-//   - on a permanent error, or when the last of MaxAttempts fails, publishes
+//   - on a permanent error, or once retries are exhausted (MaxAttempts
+//     and MaxAge), publishes
 //     the original message with Dlq-* headers to dlq.<stage>.<id>, then
 //     Terms it;
 //   - sends InProgress every AckWait/3 for every delivery it holds, so a
@@ -68,6 +69,7 @@ type Delivery struct {
 	msg           jetstream.Msg
 	firstFailure  time.Time
 	deliverySeq   uint64 // the consumer's sequence of this delivery
+	delivered     uint64 // how many times the server delivered it
 	firstDelivery bool
 }
 
@@ -96,10 +98,16 @@ type Config struct {
 	// retry, or queued behind their key (the consumer's MaxAckPending).
 	// Default 256.
 	MaxPending int
-	// MaxAttempts is how many attempts a message gets before it is
-	// dead-lettered as exhausted. Default 10. The server's MaxDeliver is set
-	// explicitly to MaxAttempts+DeadLetterRetries.
+	// MaxAttempts and MaxAge bound the retries of a failing delivery: it
+	// is dead-lettered as exhausted once it has failed MaxAttempts times
+	// and for MaxAge (since its first failure in this process), so a long
+	// outage downstream dead-letters nothing before MaxAge whatever its
+	// Retry-After says. Defaults 10 and 1h. The server's MaxDeliver, which
+	// only crashes and give-backs use up (retries are in place), is set
+	// explicitly to MaxAttempts+DeadLetterRetries; a delivery's last one
+	// is dead-lettered at its first failure.
 	MaxAttempts int
+	MaxAge      time.Duration
 	// AckWait is how long the server waits for an ack, or an InProgress,
 	// before redelivering: how long a crashed process's deliveries wait
 	// before another replica gets them. Default 5s.
@@ -176,6 +184,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 10
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = time.Hour
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 5 * time.Second

@@ -59,7 +59,7 @@ func (f *fixture) publishKeyed(t *testing.T, id, key string) uint64 {
 
 func testConfig(id string) Config {
 	return Config{
-		Stage: "sink", ID: id, Stream: subject.InvoicesStream, Concurrency: 2, MaxAttempts: 3,
+		Stage: "sink", ID: id, Stream: subject.InvoicesStream, Concurrency: 2, MaxAttempts: 3, MaxAge: time.Millisecond,
 		AckWait: 2 * time.Second, AttemptTimeout: 5 * time.Second,
 		Backoff: Backoff{Base: 10 * time.Millisecond, Max: 40 * time.Millisecond},
 	}
@@ -161,6 +161,30 @@ func TestTransientRetriesHonourRetryAfter(t *testing.T) {
 		if gap := attempts[i].Sub(attempts[i-1]); gap < wait {
 			t.Errorf("retry %d came after %v, before the Retry-After of %v", i, gap, wait)
 		}
+	}
+}
+
+// TestRetriesLastMaxAge: a receiver that keeps answering Retry-After: 1 ms
+// during an outage does not use up the retries: the delivery is
+// dead-lettered only once it has failed MaxAttempts times and for MaxAge.
+func TestRetriesLastMaxAge(t *testing.T) {
+	f := newFixture(t)
+	cfg := testConfig("maxage")
+	cfg.MaxAttempts, cfg.MaxAge = 2, 700*time.Millisecond
+	var mu sync.Mutex
+	var attempts []time.Time
+	f.start(t, cfg, func(ctx context.Context, d *Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts = append(attempts, time.Now())
+		return RetryAfter(errors.New("down"), time.Millisecond)
+	})
+	f.publish(t, "age-1")
+	jstest.Eventually(t, 5*time.Second, "dead-lettered", func() bool { return len(f.deadLetters(t, cfg.DeadLetterSubject())) == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if span := attempts[len(attempts)-1].Sub(attempts[0]); span < cfg.MaxAge || len(attempts) <= cfg.MaxAttempts {
+		t.Fatalf("dead-lettered after %d attempts over %v: MaxAttempts is %d and MaxAge %v", len(attempts), span, cfg.MaxAttempts, cfg.MaxAge)
 	}
 }
 
@@ -361,25 +385,30 @@ func TestConfigValidation(t *testing.T) {
 func TestBackoff(t *testing.T) {
 	b := Backoff{Base: 100 * time.Millisecond, Max: time.Second, MaxRetryAfter: 5 * time.Second}
 	tests := []struct {
-		attempt uint64
-		hint    time.Duration
-		ceiling time.Duration
-		exact   bool
+		attempt        uint64
+		hint           time.Duration
+		floor, ceiling time.Duration
 	}{
-		{1, 0, 100 * time.Millisecond, false},
-		{2, 0, 200 * time.Millisecond, false},
-		{4, 0, 800 * time.Millisecond, false},
-		{5, 0, time.Second, false},
-		{200, 0, time.Second, false},
-		{1, 2 * time.Second, 2 * time.Second, true},
-		{1, time.Hour, 5 * time.Second, true},
+		{1, 0, 0, 100 * time.Millisecond},
+		{2, 0, 0, 200 * time.Millisecond},
+		{4, 0, 0, 800 * time.Millisecond},
+		{5, 0, 0, time.Second},
+		{200, 0, 0, time.Second},
+		{1, 2 * time.Second, 2 * time.Second, 2 * time.Second},         // the hint is longer than the backoff
+		{1, time.Hour, 5 * time.Second, 5 * time.Second},               // capped at MaxRetryAfter
+		{5, 10 * time.Millisecond, 10 * time.Millisecond, time.Second}, // a floor, not a replacement
 	}
 	for _, tt := range tests {
-		for range 100 {
+		var longest time.Duration
+		for range 200 {
 			d := b.Delay(tt.attempt, tt.hint)
-			if d < 0 || d > tt.ceiling || tt.exact && d != tt.ceiling {
-				t.Fatalf("Delay(%d, %v) = %v, ceiling %v", tt.attempt, tt.hint, d, tt.ceiling)
+			if d < tt.floor || d > tt.ceiling {
+				t.Fatalf("Delay(%d, %v) = %v, want within [%v, %v]", tt.attempt, tt.hint, d, tt.floor, tt.ceiling)
 			}
+			longest = max(longest, d)
+		}
+		if tt.floor < tt.ceiling && longest < tt.ceiling/2 {
+			t.Fatalf("Delay(%d, %v): at most %v in 200 draws, the backoff up to %v was replaced", tt.attempt, tt.hint, longest, tt.ceiling)
 		}
 	}
 }

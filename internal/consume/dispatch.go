@@ -163,7 +163,7 @@ func (c *consumer) delivery(jm jetstream.Msg) *Delivery {
 	d := &Delivery{Subject: jm.Subject(), Header: jm.Headers(), Data: jm.Data(), Attempt: 1, Stage: c.cfg.Stage, ConsumerID: c.cfg.ID, msg: jm}
 	if meta, err := jm.Metadata(); err == nil {
 		d.Stream, d.Sequence, d.Attempt, d.Stored = meta.Stream, meta.Sequence.Stream, meta.NumDelivered, meta.Timestamp
-		d.deliverySeq, d.firstDelivery = meta.Sequence.Consumer, meta.NumDelivered == 1
+		d.deliverySeq, d.delivered, d.firstDelivery = meta.Sequence.Consumer, meta.NumDelivered, meta.NumDelivered == 1
 	}
 	if c.cfg.Key != nil {
 		d.Key = c.cfg.Key(d)
@@ -381,7 +381,7 @@ func (c *consumer) forget(d *Delivery, settled bool) {
 	if c.order.bySeq[d.Sequence] == d {
 		delete(c.order.bySeq, d.Sequence)
 		switch {
-		case !settled && d.Key != "":
+		case !settled:
 			c.order.awaited[d.Sequence] = d.Key
 		case settled && c.order.resyncing:
 			c.order.settledNow[d.Sequence] = true

@@ -151,7 +151,7 @@ func (c *consumer) tryResync(d *Delivery) error {
 	defer c.mu.Unlock()
 	f := &c.order
 	for seq, key := range keys {
-		if seq == d.Sequence || f.bySeq[seq] != nil || f.settledNow[seq] || key == "" {
+		if seq == d.Sequence || f.bySeq[seq] != nil || f.settledNow[seq] {
 			continue
 		}
 		f.awaited[seq] = key

@@ -115,7 +115,7 @@ func (c *consumer) decide(d *Delivery, err error, took time.Duration) Outcome {
 		o.Result, o.Class = ResultDeadLettered, class
 		return o
 	}
-	if d.Attempt >= uint64(c.cfg.MaxAttempts) {
+	if c.exhausted(d) {
 		o.Result, o.Class = ResultDeadLettered, ClassExhausted
 		return o
 	}
@@ -123,6 +123,14 @@ func (c *consumer) decide(d *Delivery, err error, took time.Duration) Outcome {
 	o.Result, o.Class, o.NextRetry = ResultRetrying, ClassTransient, c.cfg.Backoff.Delay(d.Attempt, hint)
 	c.log.Info("delivery failed, will retry", "seq", d.Sequence, "attempt", d.Attempt, "in", o.NextRetry, "err", err)
 	return o
+}
+
+// exhausted reports whether a failed delivery is retried no more: it has
+// failed MaxAttempts times and for MaxAge, or the server will not
+// deliver it again (MaxDeliver) should this process stop.
+func (c *consumer) exhausted(d *Delivery) bool {
+	lastDelivery := d.delivered >= uint64(c.cfg.MaxAttempts+DeadLetterRetries)
+	return lastDelivery || d.Attempt >= uint64(c.cfg.MaxAttempts) && time.Since(d.firstFailure) >= c.cfg.MaxAge
 }
 
 // wait waits out a retry delay; shutdown ends it early, with what was left.
