@@ -317,30 +317,21 @@ func (n *Normalizer) clear(ctx context.Context, key string, st *State, revision 
 // still trusted to JetStream's deduplication.
 const windowMargin = 30 * time.Second
 
-// publish publishes events at once and waits for every PubAck. A repeat
-// inside the duplicate window is acknowledged as a duplicate.
+// publish publishes events one after the other, each once the one before
+// is stored, so that INVOICES holds an invoice's events in the order they
+// were derived whatever its leader does: published at once, a set whose
+// first publish was lost in a leader's failover had its later events
+// stored first and the first one on the retry. A repeat inside the
+// duplicate window is acknowledged as a duplicate, in its place.
 func (n *Normalizer) publish(ctx context.Context, events []Canonical) error {
-	acks := make([]jetstream.PubAckFuture, 0, len(events))
 	for _, c := range events {
-		f, err := n.js.PublishMsgAsync(c.Msg)
+		_, err := n.js.PublishMsg(ctx, c.Msg)
 		if errors.Is(err, nats.ErrMaxPayload) {
 			return consume.PermanentClass("payload_too_large", fmt.Errorf("normalizer: publish %s: %w", c.ID(), err))
 		}
 		if err != nil {
 			return fmt.Errorf("normalizer: publish %s: %w", c.ID(), err)
 		}
-		acks = append(acks, f)
-	}
-	for _, f := range acks {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("normalizer: publish %s: %w", f.Msg().Header.Get(jetstream.MsgIDHeader), err)
-		case <-ctx.Done():
-			return fmt.Errorf("normalizer: publish: %w", ctx.Err())
-		}
-	}
-	for _, c := range events {
 		n.metrics.published(c.Data.Event.Kind, c.Data.Invoice.Provider)
 	}
 	return nil

@@ -100,16 +100,23 @@ func runNormalizer(t *testing.T, js jetstream.JetStream, concurrency int) (stop 
 	return stop
 }
 
-// drained waits until the normalizer's consumer has settled everything.
+// drained waits until the normalizer's consumer has settled everything
+// stored: its ack floor is the stream's last message (the pending counts
+// alone can be read before the consumer has heard of a message just
+// stored).
 func drained(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
 	jstest.Eventually(t, 10*time.Second, "WEBHOOKS consumed", func() bool {
+		stream, err := js.Stream(t.Context(), subject.WebhooksStream)
+		if err != nil {
+			return false
+		}
 		c, err := js.Consumer(t.Context(), subject.WebhooksStream, Config{}.ConsumeConfig().Durable())
 		if err != nil {
 			return false
 		}
 		info, err := c.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return err == nil && info.AckFloor.Stream >= stream.CachedInfo().State.LastSeq && info.NumPending == 0 && info.NumAckPending == 0
 	})
 }
 
