@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/stage"
 	"github.com/invoicehub/invoicehub/normalizer"
 	"github.com/invoicehub/invoicehub/schemas/ce"
@@ -92,7 +93,7 @@ func consumeThrough(t *testing.T, rc *roleConn, stream, durable string) {
 		return err
 	})
 	allowed(t, "pull and ack through it", func() error {
-		batch, err := c.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		batch, err := c.Fetch(1, jetstream.FetchMaxWait(2*time.Second), jetstream.FetchPriorityGroup(consume.PriorityGroup))
 		if err != nil {
 			return err
 		}
@@ -100,6 +101,26 @@ func consumeThrough(t *testing.T, rc *roleConn, stream, durable string) {
 			return m.DoubleAck(short(t))
 		}
 		return errors.New("no message")
+	})
+	allowed(t, "unpin its durable", func() error {
+		resp, err := rc.nc.RequestWithContext(short(t), "$JS.API.CONSUMER.UNPIN."+stream+"."+durable, []byte(`{"group":"`+consume.PriorityGroup+`"}`))
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(resp.Data), `"error"`) {
+			return fmt.Errorf("unpin: %s", resp.Data)
+		}
+		return nil
+	})
+	allowed(t, "read its stream with direct gets (the order fence)", func() error {
+		msgs, err := jetstreamext.GetBatch(short(t), rc.js, stream, 1)
+		if err != nil {
+			return err
+		}
+		for _, err := range msgs {
+			return err
+		}
+		return nil
 	})
 }
 
