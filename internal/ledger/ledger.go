@@ -14,6 +14,7 @@ package ledger
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -64,10 +65,11 @@ func (e Entry) Durable() string { return e.Stage + "-" + e.Consumer }
 // (LEDGER missing, NATS away) costs a count and a rate-limited log line,
 // never a delivery.
 type Writer struct {
-	js      jetstream.JetStream
-	log     *slog.Logger
-	failed  prometheus.Counter
-	lastLog atomic.Int64
+	js         jetstream.JetStream
+	log        *slog.Logger
+	failed     prometheus.Counter
+	lastLog    atomic.Int64
+	lastFailed atomic.Int64 // when an entry last failed, Unix nanoseconds
 }
 
 // NewWriter returns a Writer publishing on nc. Its failures are counted in
@@ -124,7 +126,24 @@ func (w *Writer) Flush(ctx context.Context) error {
 	}
 }
 
+// failingFor is how long after an entry failed Check reports it: a
+// ledger that cannot be written keeps the stage unready, so it shows on
+// /readyz and in orchestrators, not only in a counter.
+const failingFor = time.Minute
+
+// Check returns nil while the ledger is written, or an error naming the
+// problem while an entry failed within the last minute: the stage's
+// readiness includes it.
+func (w *Writer) Check() error {
+	last := w.lastFailed.Load()
+	if last == 0 || time.Since(time.Unix(0, last)) > failingFor {
+		return nil
+	}
+	return errors.New("delivery ledger: entries are not being written (LEDGER missing or unavailable: run `invoicehub setup`; invoicehub_ledger_write_errors_total counts them)")
+}
+
 func (w *Writer) fail(err error) {
+	w.lastFailed.Store(time.Now().UnixNano())
 	w.failed.Inc()
 	if now := time.Now().Unix(); w.lastLog.Swap(now) != now { // at most one line a second
 		w.log.Warn("delivery ledger: entry not written", "err", err)

@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,4 +79,27 @@ func TestWriterNeverBlocksOnAMissingLedger(t *testing.T) {
 		t.Fatalf("10 observations took %v", took)
 	}
 	jstest.Eventually(t, 15*time.Second, "failures counted", func() bool { return testutil.ToFloat64(w.failed) == 10 })
+	if err := w.Check(); err == nil || !strings.Contains(err.Error(), "invoicehub setup") {
+		t.Fatalf("Check with entries failing = %v, want the problem named (the stage's readiness)", err)
+	}
+}
+
+// TestWriterIsHealthyWhileItWrites: Check is nil while entries are
+// written.
+func TestWriterIsHealthyWhileItWrites(t *testing.T) {
+	nc, js := jstest.Run(t).Connect(t)
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(nc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Observe(&consume.Delivery{Stage: "sink", ConsumerID: "crm", Header: nats.Header{}}, consume.Outcome{Result: consume.ResultDelivered, Attempt: 1})
+	if err := w.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Check(); err != nil || testutil.ToFloat64(w.failed) != 0 {
+		t.Fatalf("Check = %v with %v failures", err, testutil.ToFloat64(w.failed))
+	}
 }

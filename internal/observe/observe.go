@@ -14,6 +14,7 @@ package observe
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -79,8 +80,9 @@ func (s *Stage) Finish() {
 	}
 }
 
-// Ready is what /readyz reports: connected, every consumer bound.
-func (s *Stage) Ready() error { return s.ready.Check() }
+// Ready is what /readyz reports: connected, every consumer bound, and
+// the delivery ledger written.
+func (s *Stage) Ready() error { return errors.Join(s.ready.Check(), s.ledger.Check()) }
 
 var (
 	pendingDesc = prometheus.NewDesc("invoicehub_consumer_pending_messages",

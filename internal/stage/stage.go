@@ -13,6 +13,9 @@
 //	INVOICEHUB_METRICS_ADDR       where /metrics is served; "off" disables [:9090]
 //	INVOICEHUB_STREAM_REPLICAS    replicas per stream [1]
 //	INVOICEHUB_DUPLICATE_WINDOW   JetStream duplicate window [2m]
+//	INVOICEHUB_LEDGER_MAX_BYTES   the delivery ledger's size, reserved in the
+//	                              JetStream store at setup [268435456: 256 MiB]
+//	INVOICEHUB_LEDGER_MAX_AGE     how long ledger entries are kept [168h]
 //	INVOICEHUB_SHUTDOWN_GRACE     how long shutdown waits for work in flight [25s]
 //	INVOICEHUB_ACK_WAIT           consumers: how long JetStream waits for an ack or an
 //	                              InProgress before redelivering; how soon a crashed
@@ -86,6 +89,8 @@ func Load(getenv Env, readFile ReadFile) (Config, error) {
 		Streams: streams.Config{
 			Replicas:        p.Int("INVOICEHUB_STREAM_REPLICAS", 1, 1, 5),
 			DuplicateWindow: p.Duration("INVOICEHUB_DUPLICATE_WINDOW", 2*time.Minute),
+			LedgerMaxBytes:  int64(p.Int("INVOICEHUB_LEDGER_MAX_BYTES", streams.DefaultLedgerMaxBytes, 1<<20, 1<<40)),
+			LedgerMaxAge:    p.Duration("INVOICEHUB_LEDGER_MAX_AGE", 7*24*time.Hour),
 		},
 		ShutdownGrace: p.Duration("INVOICEHUB_SHUTDOWN_GRACE", 25*time.Second),
 		AckWait:       p.Duration("INVOICEHUB_ACK_WAIT", 5*time.Second),

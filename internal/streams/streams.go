@@ -6,7 +6,7 @@
 //	INVOICES  invoices.v1.>  canonical invoice events
 //	          replay.sink.>  dead letters sent back to one sink
 //	DLQ       dlq.>          dead letters with their reason
-//	LEDGER    ledger.>       every delivery attempt (bounded: 7 days, 1 GiB)
+//	LEDGER    ledger.>       every delivery attempt (bounded: 7 days, 256 MiB)
 //
 // All three use file storage and limits retention; WEBHOOKS and INVOICES
 // drop a repeated Nats-Msg-Id inside the duplicate window.
@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,8 +38,10 @@ type Config struct {
 	// DLQMaxAge keeps dead letters. Default 90 days.
 	DLQMaxAge time.Duration
 	// LedgerMaxAge and LedgerMaxBytes bound the delivery ledger; the
-	// oldest entries go first. Defaults 7 days and 1 GiB (an entry is
-	// about 400 bytes: some 2.7 million attempts).
+	// oldest entries go first. Defaults 7 days and 256 MiB (an entry is
+	// about 400 bytes: some 670,000 attempts). JetStream reserves
+	// MaxBytes when the stream is created, so the default fits a laptop's
+	// store; a larger one is set with INVOICEHUB_LEDGER_MAX_BYTES.
 	LedgerMaxAge   time.Duration
 	LedgerMaxBytes int64
 	// Memory stores streams in memory instead of files; for tests only.
@@ -47,6 +50,14 @@ type Config struct {
 
 const day = 24 * time.Hour
 
+// noRoom are the errors of a store that cannot reserve a stream's
+// MaxBytes: insufficient resources (10023), storage resources exceeded
+// (10047).
+var noRoom = []jetstream.ErrorCode{10023, 10047}
+
+// DefaultLedgerMaxBytes is the delivery ledger's default size (Config).
+const DefaultLedgerMaxBytes = 256 << 20
+
 func (c Config) withDefaults() Config {
 	c.Replicas = cmp.Or(c.Replicas, 1)
 	c.DuplicateWindow = cmp.Or(c.DuplicateWindow, 2*time.Minute)
@@ -54,7 +65,7 @@ func (c Config) withDefaults() Config {
 	c.InvoicesMaxAge = cmp.Or(c.InvoicesMaxAge, 30*day)
 	c.DLQMaxAge = cmp.Or(c.DLQMaxAge, 90*day)
 	c.LedgerMaxAge = cmp.Or(c.LedgerMaxAge, 7*day)
-	c.LedgerMaxBytes = cmp.Or(c.LedgerMaxBytes, 1<<30)
+	c.LedgerMaxBytes = cmp.Or(c.LedgerMaxBytes, DefaultLedgerMaxBytes)
 	return c
 }
 
@@ -129,7 +140,13 @@ func (c Config) Configs() []jetstream.StreamConfig {
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	var errs []error
 	for _, sc := range cfg.Configs() {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		_, err := js.CreateOrUpdateStream(ctx, sc)
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+		case errors.As(err, &apiErr) && slices.Contains(noRoom, apiErr.ErrorCode) && sc.MaxBytes > 0:
+			errs = append(errs, fmt.Errorf("stream: ensure %s: %w (it reserves %d bytes: free space in the JetStream store, or set a smaller size, e.g. INVOICEHUB_LEDGER_MAX_BYTES for LEDGER)", sc.Name, err, sc.MaxBytes))
+		default:
 			errs = append(errs, fmt.Errorf("stream: ensure %s: %w", sc.Name, err))
 		}
 	}

@@ -2,9 +2,11 @@ package streams
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/internal/jstest"
@@ -65,6 +67,20 @@ func TestEnsureReportsImpossibleConfig(t *testing.T) {
 	// A single server cannot hold three replicas.
 	if err := Ensure(t.Context(), js, Config{Replicas: 3}); err == nil {
 		t.Fatal("Ensure accepted three replicas on one server")
+	}
+}
+
+// TestEnsureFitsASmallStore: on a JetStream store of 512 MiB the default
+// streams are created (the delivery ledger reserves 256 MiB); a ledger
+// larger than the store is refused with what to change.
+func TestEnsureFitsASmallStore(t *testing.T) {
+	_, js := jstest.RunWith(t, func(o *server.Options) { o.JetStreamMaxStore = 512 << 20 }).Connect(t)
+	if err := Ensure(t.Context(), js, Config{}); err != nil {
+		t.Fatalf("default streams on a 512 MiB store: %v", err)
+	}
+	err := Ensure(t.Context(), js, Config{LedgerMaxBytes: 1 << 30})
+	if err == nil || !strings.Contains(err.Error(), "INVOICEHUB_LEDGER_MAX_BYTES") {
+		t.Fatalf("a 1 GiB ledger on a 512 MiB store: %v, want the setting named", err)
 	}
 }
 
