@@ -65,6 +65,11 @@ func ParseFilter(s string) Filter {
 // ErrNotFound is returned for a sequence that holds no dead letter.
 var ErrNotFound = errors.New("deadletter: no such dead letter")
 
+// ErrGone is returned for a dead letter that was in the DLQ and is no
+// longer: replayed or removed by someone else meanwhile (another `dlq
+// replay` run at the same time), which is not a failure of this one.
+var ErrGone = errors.New("deadletter: already replayed or removed")
+
 // List returns the dead letters f selects, oldest first.
 func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]Letter, error) {
 	var out []Letter
@@ -96,7 +101,7 @@ func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error
 	}
 	m, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Letter{}, fmt.Errorf("%w: %d", ErrNotFound, seq)
+		return Letter{}, missing(s, seq)
 	}
 	if err != nil {
 		return Letter{}, fmt.Errorf("deadletter: %w", err)
@@ -170,7 +175,23 @@ func remove(ctx context.Context, js jetstream.JetStream, seq uint64) error {
 		return fmt.Errorf("deadletter: %w", err)
 	}
 	if err := s.DeleteMsg(ctx, seq); err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) || strings.Contains(err.Error(), noMessageFound) {
+			return missing(s, seq)
+		}
 		return fmt.Errorf("deadletter: remove %d: %w", seq, err)
 	}
 	return nil
+}
+
+// noMessageFound is JetStream's answer to deleting a message that is not
+// there (nats.go's DeleteMsg keeps only its text).
+const noMessageFound = "err_code=10057"
+
+// missing tells a dead letter that is gone (at or below the DLQ's last
+// sequence: it was there) from one that never was.
+func missing(s jetstream.Stream, seq uint64) error {
+	if seq <= s.CachedInfo().State.LastSeq {
+		return fmt.Errorf("%w: %d", ErrGone, seq)
+	}
+	return fmt.Errorf("%w: %d", ErrNotFound, seq)
 }

@@ -120,15 +120,22 @@ func dlqEach(ctx context.Context, js jetstream.JetStream, args []string, env Env
 		}
 	}
 	var errs []error
-	n := 0
+	n, gone := 0, 0
 	for _, seq := range seqs {
-		if err := act(ctx, js, seq); err != nil {
+		err := act(ctx, js, seq)
+		switch {
+		case errors.Is(err, deadletter.ErrGone):
+			gone++
+		case err != nil:
 			errs = append(errs, err)
-			continue
+		default:
+			n++
 		}
-		n++
 	}
 	fmt.Fprintf(env.Stdout, "%s %d dead letters\n", done, n)
+	if gone > 0 {
+		fmt.Fprintf(env.Stdout, "%d already replayed or removed meanwhile (another run)\n", gone)
+	}
 	return errors.Join(errs...)
 }
 

@@ -2,7 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/invoicehub/invoicehub/schemas/subject"
@@ -44,6 +47,8 @@ func TestDLQCommands(t *testing.T) {
 		{[]string{"dlq", "-nats", url, "show", "3"}, []string{"dead letter 3 of sink.archive", "Dlq-Reason: 400 from archive", `{"to":"archive"}`}, 0},
 		{[]string{"dlq", "-nats", url, "show", "9"}, []string{"no such dead letter"}, 1},
 		{[]string{"dlq", "-nats", url, "replay", "1"}, []string{"replayed 1 dead letters"}, 0},
+		{[]string{"dlq", "-nats", url, "replay", "1"}, []string{"replayed 0 dead letters", "1 already replayed or removed"}, 0},
+		{[]string{"dlq", "-nats", url, "replay", "99"}, []string{"no such dead letter"}, 1},
 		{[]string{"dlq", "-nats", url, "purge", "-all", "sink.crm"}, []string{"purged 1 dead letters"}, 0},
 		{[]string{"dlq", "-nats", url, "ls"}, []string{"1 dead letters", "sink.archive"}, 0},
 		{[]string{"dlq", "-nats", url, "replay", "x"}, []string{"not a dead letter sequence"}, 1},
@@ -72,5 +77,51 @@ func TestUnknownCommand(t *testing.T) {
 	}
 	if out, code := run(t, "help"); code != 0 || !strings.Contains(out, "dlq") || !strings.Contains(out, "replay") {
 		t.Fatalf("%d %s", code, out)
+	}
+}
+
+// TestTwoReplaysAtOnce: two `dlq replay -all` run at the same time; each
+// dead letter is replayed once (its replay stored once), both exit 0, and
+// between them they report every dead letter.
+func TestTwoReplaysAtOnce(t *testing.T) {
+	srv := jstest.Run(t)
+	_, js := srv.Connect(t)
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	const letters = 40
+	for i := range letters {
+		h := nats.Header{consume.HeaderErrorClass: {"http_503"}, consume.HeaderStreamSeq: {strconv.Itoa(i + 1)}}
+		if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: "dlq.sink.crm", Header: h, Data: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outs := make([]string, 2)
+	codes := make([]int, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() { outs[i], codes[i] = run(t, "dlq", "-nats", srv.ClientURL(), "replay", "-all") })
+	}
+	wg.Wait()
+	reported := 0
+	for i := range 2 {
+		if codes[i] != 0 {
+			t.Errorf("run %d: exit %d\n%s", i, codes[i], outs[i])
+		}
+		var replayed, gone int
+		fmt.Sscanf(outs[i], "replayed %d dead letters\n%d already", &replayed, &gone)
+		reported += replayed
+	}
+	if reported < letters {
+		t.Errorf("%d replays reported for %d dead letters:\n%s\n%s", reported, letters, outs[0], outs[1])
+	}
+	replays := 0
+	for _, m := range jstest.Messages(t, js, subject.InvoicesStream) {
+		if m.Subject == subject.Replay("sink", "crm") {
+			replays++
+		}
+	}
+	if replays != letters || jstest.Count(t, js, subject.DLQStream) != 0 {
+		t.Fatalf("%d replays stored and %d dead letters left, want %d and 0", replays, jstest.Count(t, js, subject.DLQStream), letters)
 	}
 }
