@@ -9,7 +9,10 @@
 //     of the process) can lose acked events. For dev and throwaway files.
 //
 // The sink is idempotent by event id: at open it reads the ids already in
-// the file, and a redelivered id is not written twice. It keeps those ids
+// the file, and a redelivered id is not written twice. Several processes
+// may share the file (replicas of the sinks stage, taking turns on the
+// consumer): each write holds an exclusive flock, reads what the others
+// appended since (their ids), and appends at the end. It keeps those ids
 // in memory (about 100 bytes each): rotate the file, with a new sink id,
 // when it grows into the millions of events. A torn last line (the
 // process died mid-write, before the ack) is cut off at open; that event is
@@ -27,6 +30,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 
 	"github.com/invoicehub/invoicehub/sinks"
 )
@@ -92,22 +96,58 @@ func Open(path string, policy SyncPolicy) (*Sink, error) {
 	if policy != SyncAlways && policy != SyncNever {
 		return nil, fmt.Errorf("file: fsync %q: want always or never", policy)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("file: open: %w", err)
 	}
-	seen, size, err := loadIDs(f)
-	if err != nil {
+	s := &Sink{w: f, f: f, policy: policy, seen: map[string]struct{}{}}
+	if err := s.locked(s.catchUp); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("file: %s: %w", path, err)
 	}
-	return &Sink{w: f, f: f, policy: policy, seen: seen, size: size}, nil
+	return s, nil
 }
 
-// loadIDs reads every line's event id, cuts a torn last line, and leaves
-// the offset at the end, which it returns.
-func loadIDs(f *os.File) (map[string]struct{}, int64, error) {
-	seen := map[string]struct{}{}
+// locked runs fn holding the file's exclusive lock, shared with the other
+// processes writing it.
+func (s *Sink) locked(fn func() error) error {
+	if err := syscall.Flock(int(s.f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	defer syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN)
+	return fn()
+}
+
+// catchUp reads the ids of the lines appended since s.size (by this
+// process before, or by another), cutting a torn last line. The lock is
+// held.
+func (s *Sink) catchUp() error {
+	info, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	if info.Size() == s.size {
+		return nil
+	}
+	if info.Size() < s.size { // cut back by another writer: read it all again
+		s.size, s.seen = 0, map[string]struct{}{}
+	}
+	size, err := loadIDs(io.NewSectionReader(s.f, s.size, info.Size()-s.size), s.seen)
+	if err != nil {
+		return err
+	}
+	s.size += size
+	if s.size < info.Size() {
+		if err := s.f.Truncate(s.size); err != nil {
+			return fmt.Errorf("cut torn line: %w", err)
+		}
+	}
+	return nil
+}
+
+// loadIDs adds every whole line's event id to seen and returns the bytes
+// of those lines (a last line without its newline is torn: not counted).
+func loadIDs(f io.Reader, seen map[string]struct{}) (int64, error) {
 	r := bufio.NewReader(f)
 	var good int64
 	for n := 1; ; n++ {
@@ -116,24 +156,18 @@ func loadIDs(f *os.File) (map[string]struct{}, int64, error) {
 			break // a line without its newline is torn: dropped below
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("read: %w", err)
+			return 0, fmt.Errorf("read: %w", err)
 		}
 		var ev struct {
 			ID string `json:"id"`
 		}
 		if err := json.Unmarshal(bytes.TrimSpace(line), &ev); err != nil || ev.ID == "" {
-			return nil, 0, fmt.Errorf("line %d is not a CloudEvent with an id", n)
+			return 0, fmt.Errorf("line %d is not a CloudEvent with an id", n)
 		}
 		seen[ev.ID] = struct{}{}
 		good += int64(len(line))
 	}
-	if err := f.Truncate(good); err != nil {
-		return nil, 0, fmt.Errorf("cut torn line: %w", err)
-	}
-	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		return nil, 0, fmt.Errorf("seek: %w", err)
-	}
-	return seen, good, nil
+	return good, nil
 }
 
 // Deliver appends the event unless its id is already in the file.
@@ -148,16 +182,28 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 	if s.closed {
 		return errors.New("file: sink is closed")
 	}
-	if _, dup := s.seen[e.ID()]; dup {
+	if s.f == nil {
+		return s.deliver(ctx, e.ID(), line)
+	}
+	return s.locked(func() error {
+		if err := s.catchUp(); err != nil {
+			return fmt.Errorf("file: %w", err)
+		}
+		return s.deliver(ctx, e.ID(), line)
+	})
+}
+
+func (s *Sink) deliver(ctx context.Context, id string, line []byte) error {
+	if _, dup := s.seen[id]; dup {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := s.write(line); err != nil {
-		return fmt.Errorf("file: %s: %w", e.ID(), err)
+		return fmt.Errorf("file: %s: %w", id, err)
 	}
-	s.seen[e.ID()] = struct{}{}
+	s.seen[id] = struct{}{}
 	return nil
 }
 
@@ -169,11 +215,7 @@ func (s *Sink) write(line []byte) error {
 		err = s.f.Sync()
 	}
 	if err != nil && s.f != nil {
-		if cutErr := s.f.Truncate(s.size); cutErr != nil {
-			return errors.Join(err, cutErr)
-		}
-		_, seekErr := s.f.Seek(s.size, io.SeekStart)
-		return errors.Join(err, seekErr)
+		return errors.Join(err, s.f.Truncate(s.size))
 	}
 	if err != nil {
 		return err

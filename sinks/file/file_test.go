@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/invoicehub/invoicehub/schemas"
@@ -181,5 +183,41 @@ func TestOpenRejects(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// TestReplicasShareTheFile: two sinks (two replicas of the sinks stage)
+// write one file in turns: every event is kept once, in the order
+// delivered, none overwritten, and an event the other one wrote is not
+// written again.
+func TestReplicasShareTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.jsonl")
+	a, err := Open(path, SyncNever)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(path, SyncNever)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	var events []sinks.Event
+	for i := range 6 {
+		e := sinktest.Event(t, "raw-"+strconv.Itoa(i), schemas.KindUpdated)
+		s := []sinks.Sink{a, b}[i%2] // the replicas take turns
+		if err := s.Deliver(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+		want, events = append(want, e.ID()), append(events, e)
+	}
+	for _, e := range events { // redelivered to both: already there
+		for _, s := range []sinks.Sink{a, b} {
+			if err := s.Deliver(t.Context(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := readIDs(t, path); !slices.Equal(got, want) {
+		t.Fatalf("the shared file holds %v, want %v", got, want)
 	}
 }
