@@ -102,6 +102,9 @@ func (c *consumer) run(ctx context.Context, jc jetstream.Consumer) error {
 	}()
 	heartbeats := make(chan struct{})
 	go func() { defer close(heartbeats); c.heartbeat() }()
+	if c.cfg.Key != nil {
+		go c.watchFloor()
+	}
 	c.pull(it)
 	c.drain()
 	<-heartbeats
@@ -349,7 +352,6 @@ func (c *consumer) heartbeat() {
 			}
 		}
 		c.mu.Unlock()
-		c.pollFloor()
 		for _, d := range due {
 			if err := d.msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 				c.log.Warn("in-progress failed", "seq", d.Sequence, "err", err)

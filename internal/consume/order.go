@@ -31,7 +31,7 @@ import (
 // frontier and the last delivered one that is not held here is read from
 // the stream (direct get) and awaited under its key. An awaited message is
 // no longer awaited once it is delivered here, or once the ack floor
-// passes it (polled while any is awaited).
+// passes it (read every floorPoll while any is awaited).
 //
 // A redelivery of a message held here is the server's copy of work in
 // hand (an InProgress lost in a stall): dropped. A redelivery of a message
@@ -245,6 +245,25 @@ func (c *consumer) passFloor(floor uint64) {
 		if seq <= floor {
 			delete(c.order.awaited, seq)
 			c.wake(key)
+		}
+	}
+}
+
+// floorPoll is how often the ack floor is read while a message is
+// awaited: what another client acked is known that much later at most.
+const floorPoll = 250 * time.Millisecond
+
+// watchFloor reads the ack floor every floorPoll while a message is
+// awaited, until shutdown.
+func (c *consumer) watchFloor() {
+	tick := time.NewTicker(min(floorPoll, c.cfg.AckWait/3))
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			c.pollFloor()
+		case <-c.stop:
+			return
 		}
 	}
 }
