@@ -112,8 +112,17 @@ func reportFaults(t *testing.T) {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %s |\n", r.scenario, r.sent, r.accepted, r.lost, r.duplicated, r.extra, r.httpAgain, r.recovery.Round(10*time.Millisecond))
 	}
 	fmt.Print(b.String())
+	appendReport(b.String())
+}
+
+// appendReport appends a table to INVOICEHUB_FAULTS_REPORT, when set.
+func appendReport(table string) {
 	if path := os.Getenv("INVOICEHUB_FAULTS_REPORT"); path != "" {
-		os.WriteFile(path, []byte(b.String()), 0o644)
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+		if err == nil {
+			f.WriteString(table)
+			f.Close()
+		}
 	}
 }
 

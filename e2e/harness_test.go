@@ -137,6 +137,19 @@ func (p *proc) signal(sig syscall.Signal) {
 // kill is kill -9.
 func (p *proc) kill() { p.signal(syscall.SIGKILL) }
 
+// pause stops the process (SIGSTOP) without ending it: a frozen server,
+// as its peers and clients see it; resume lets it go on (SIGCONT).
+func (p *proc) pause()  { p.send(syscall.SIGSTOP) }
+func (p *proc) resume() { p.send(syscall.SIGCONT) }
+
+func (p *proc) send(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		p.cmd.Process.Signal(sig)
+	}
+}
+
 // stop is a graceful stop (SIGTERM).
 func (p *proc) stop() { p.signal(syscall.SIGTERM) }
 
@@ -159,9 +172,15 @@ type pipeline struct {
 	natsPort, httpPort               int
 	natsURL, httpURL                 string
 	nats, ingress, normalizer, sinks *proc
-	receiver                         *receiver
-	fileSink, sqlSink                string
-	secret                           string
+	// nodes are the NATS servers (nats is the first), with their
+	// monitoring URLs; normalizers and sinkReplicas every replica of a
+	// stage (normalizer and sinks are the first).
+	nodes                     []*proc
+	monitors                  []string
+	normalizers, sinkReplicas []*proc
+	receiver                  *receiver
+	fileSink, sqlSink         string
+	secret                    string
 	// metrics is each stage's metrics base URL, with pipelineOptions.metrics.
 	metrics map[string]string
 }
@@ -183,6 +202,12 @@ type pipelineOptions struct {
 	// metrics serves each stage's /metrics, /healthz and /readyz on a port
 	// of its own (pipeline.metrics).
 	metrics bool
+	// nodes > 1 runs a NATS cluster of that many servers on loopback,
+	// streams with as many replicas.
+	nodes int
+	// normalizers and sinkReplicas run that many replicas of the stage
+	// (default 1).
+	normalizers, sinkReplicas int
 }
 
 const pipelineSecret = "qonto-acme-secret-of-the-fault-suite-0123"
@@ -196,6 +221,9 @@ func startPipeline(t testing.TB, o pipelineOptions) *pipeline {
 	p := &pipeline{t: t, dir: dir, natsPort: freePort(t), httpPort: freePort(t), receiver: newReceiver(t), secret: pipelineSecret}
 	p.natsURL = "nats://127.0.0.1:" + strconv.Itoa(p.natsPort)
 	p.httpURL = "http://127.0.0.1:" + strconv.Itoa(p.httpPort)
+	if o.nodes > 1 {
+		o.env = append(o.env, "INVOICEHUB_STREAM_REPLICAS="+strconv.Itoa(o.nodes))
+	}
 	p.fileSink, p.sqlSink = filepath.Join(dir, "invoices.jsonl"), filepath.Join(dir, "invoices.db")
 	sources := filepath.Join(dir, "sources.yaml")
 	os.WriteFile(sources, []byte("sources:\n  - {provider: qonto, id: acme, secrets: [{env: QONTO_ACME_SECRET}]}\n"+o.sources), 0o644)
@@ -215,6 +243,11 @@ func startPipeline(t testing.TB, o pipelineOptions) *pipeline {
 		return &proc{t: t, name: name, path: filepath.Join(bins, name), args: args, env: env, logDir: dir}
 	}
 	p.nats = mk("nats-server", append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(p.natsPort), "-js", "-sd", filepath.Join(dir, "nats")}, o.natsArgs...))
+	p.nodes = []*proc{p.nats}
+	if o.nodes > 1 {
+		p.startCluster(mk, o)
+		common[0] = "INVOICEHUB_NATS_URL=" + p.natsURL
+	}
 	metricsEnv := func(stageName string) []string {
 		if !o.metrics {
 			return nil
@@ -228,23 +261,61 @@ func startPipeline(t testing.TB, o pipelineOptions) *pipeline {
 		"INVOICEHUB_SOURCES_FILE=" + sources, "QONTO_ACME_SECRET=" + p.secret}, metricsEnv("ingress"))...)
 	p.normalizer = mk("normalizer", nil, slices.Concat(common, o.normalizerEnv, metricsEnv("normalizer"))...)
 	p.sinks = mk("sinks", nil, slices.Concat(common, []string{"INVOICEHUB_SINKS_FILE=" + sinksFile}, metricsEnv("sinks"))...)
+	p.normalizers, p.sinkReplicas = replicas(p.normalizer, o.normalizers), replicas(p.sinks, o.sinkReplicas)
 	t.Cleanup(func() {
-		for _, pr := range []*proc{p.ingress, p.normalizer, p.sinks, p.nats} {
+		for _, pr := range slices.Concat([]*proc{p.ingress}, p.normalizers, p.sinkReplicas, p.nodes) {
 			pr.kill()
 		}
 	})
-	p.nats.start()
+	for _, node := range p.nodes {
+		node.start()
+	}
 	p.waitNATS()
 	setup := exec.Command(filepath.Join(bins, "invoicehub"), "setup")
 	setup.Env = append(os.Environ(), append(common, "INVOICEHUB_SINKS_FILE="+sinksFile)...)
 	if out, err := setup.CombinedOutput(); err != nil {
 		t.Fatalf("invoicehub setup: %v\n%s", err, out)
 	}
-	for _, pr := range []*proc{p.ingress, p.normalizer, p.sinks} {
+	for _, pr := range slices.Concat([]*proc{p.ingress}, p.normalizers, p.sinkReplicas) {
 		pr.start()
 	}
 	p.waitIngress()
 	return p
+}
+
+// replicas returns first and n-1 more processes like it (n ≤ 1: first
+// alone), each logging under its own name.
+func replicas(first *proc, n int) []*proc {
+	out := []*proc{first}
+	for i := 2; i <= n; i++ {
+		r := &proc{t: first.t, name: fmt.Sprintf("%s-%d", first.name, i), path: first.path, args: first.args, env: first.env, logDir: first.logDir}
+		out = append(out, r)
+	}
+	return out
+}
+
+// startCluster makes p.nodes a cluster of o.nodes nats-servers on
+// loopback, each with its store, routes to the others and a monitoring
+// port (p.monitors), and p.natsURL the list of their client URLs.
+func (p *pipeline) startCluster(mk func(string, []string, ...string) *proc, o pipelineOptions) {
+	clients, routes, monitors := make([]int, o.nodes), make([]string, o.nodes), make([]int, o.nodes)
+	var urls []string
+	for i := range o.nodes {
+		clients[i], monitors[i] = freePort(p.t), freePort(p.t)
+		routes[i] = "nats://127.0.0.1:" + strconv.Itoa(freePort(p.t))
+		urls = append(urls, "nats://127.0.0.1:"+strconv.Itoa(clients[i]))
+		p.monitors = append(p.monitors, "http://127.0.0.1:"+strconv.Itoa(monitors[i]))
+	}
+	p.nodes = nil
+	for i := range o.nodes {
+		name := "n" + strconv.Itoa(i+1)
+		node := mk("nats-server", append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(clients[i]), "-js", "-sd", filepath.Join(p.dir, name),
+			"-n", name, "--cluster_name", "invoicehub", "--cluster", routes[i], "--routes", strings.Join(routes, ","),
+			"-m", strconv.Itoa(monitors[i])}, o.natsArgs...))
+		node.name = "nats-" + name
+		p.nodes = append(p.nodes, node)
+	}
+	p.nats, p.natsPort, p.natsURL = p.nodes[0], clients[0], strings.Join(urls, ",")
 }
 
 // waitNATS waits until nats-server accepts connections.
@@ -308,13 +379,18 @@ func settled(t *testing.T, js jetstream.JetStream) {
 }
 
 // receiver is the http sink's target: it counts, per webhook-id, the
-// deliveries it answered 2xx, and answers as told.
+// deliveries it answered 2xx, keeps their order, and answers as told,
+// after its delay.
 type receiver struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	status int // what it answers; 0 means 200
-	ok     map[string]int
-	calls  int
+	srv        *httptest.Server
+	mu         sync.Mutex
+	status     int    // what it answers; 0 means 200
+	retryAfter string // its Retry-After when it fails
+	delay      time.Duration
+	ok         map[string]int
+	order      []string    // the webhook-ids answered 2xx, in the order answered
+	times      []time.Time // when each was answered
+	calls      int
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -322,29 +398,54 @@ func newReceiver(t testing.TB) *receiver {
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		io.Copy(io.Discard, req.Body)
 		r.mu.Lock()
+		delay := r.delay
+		r.mu.Unlock()
+		if delay > 0 {
+			time.Sleep(delay) // the receiver's own work
+		}
+		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.calls++
 		if r.status != 0 && r.status != http.StatusOK {
-			if r.status == http.StatusServiceUnavailable {
-				w.Header().Set("Retry-After", "1")
+			if r.retryAfter != "" {
+				w.Header().Set("Retry-After", r.retryAfter)
 			}
 			w.WriteHeader(r.status)
 			return
 		}
-		r.ok[req.Header.Get("webhook-id")]++
+		id := req.Header.Get("webhook-id")
+		r.ok[id]++
+		r.order, r.times = append(r.order, id), append(r.times, time.Now())
 	}))
 	t.Cleanup(r.srv.Close)
 	return r
 }
 
+// answerWith sets the status the receiver answers and its Retry-After.
+func (r *receiver) answerWith(status int, retryAfter string) {
+	r.mu.Lock()
+	r.status, r.retryAfter = status, retryAfter
+	r.mu.Unlock()
+}
+
+// answered returns the webhook-ids answered 2xx, in order.
+func (r *receiver) answered() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.order)
+}
+
 // URL is the receiver's base URL.
 func (r *receiver) URL() string { return r.srv.URL }
 
-// answer sets the status the receiver answers.
+// answer sets the status the receiver answers; a 503 asks to retry after
+// a second.
 func (r *receiver) answer(status int) {
-	r.mu.Lock()
-	r.status = status
-	r.mu.Unlock()
+	retryAfter := ""
+	if status == http.StatusServiceUnavailable {
+		retryAfter = "1"
+	}
+	r.answerWith(status, retryAfter)
 }
 
 // delivered returns, per webhook-id, how many deliveries were answered 2xx.
@@ -380,10 +481,11 @@ type driver struct {
 	url      string // ingress's base URL
 	secret   string // the qonto source's secret
 	client   *http.Client
-	mu       sync.Mutex
-	accepted map[string]bool
-	refused  int // answers that were not 2xx, and connection errors
-	deadline time.Time
+	mu         sync.Mutex
+	accepted   map[string]bool
+	acceptedAt []time.Time // when each 2xx came
+	refused    int         // answers that were not 2xx, and connection errors
+	deadline   time.Time
 }
 
 func (p *pipeline) driver(deadline time.Duration) *driver {
@@ -418,6 +520,7 @@ func (d *driver) deliver(w webhook) bool {
 		if status/100 == 2 {
 			d.mu.Lock()
 			d.accepted[w.id] = true
+			d.acceptedAt = append(d.acceptedAt, time.Now())
 			d.mu.Unlock()
 			return true
 		}
@@ -460,7 +563,8 @@ type canonicalEvent struct {
 	RawID   string // the provider's event id
 	Invoice string
 	Status  schemas.Status
-	Seq     uint64 // in INVOICES
+	Seq     uint64    // in INVOICES
+	Stored  time.Time // when INVOICES stored it
 }
 
 // invoicesStream reads every canonical event of INVOICES.
@@ -486,7 +590,7 @@ func readInvoices(js jetstream.JetStream) ([]canonicalEvent, error) {
 		}
 		var d schemas.EventData
 		json.Unmarshal(m.Data, &d)
-		out = append(out, canonicalEvent{ID: m.Header.Get("ce-id"), Kind: d.Event.Kind, RawID: d.Event.ProviderEventID, Invoice: d.Invoice.RemoteID, Status: d.Invoice.Status, Seq: m.Sequence})
+		out = append(out, canonicalEvent{ID: m.Header.Get("ce-id"), Kind: d.Event.Kind, RawID: d.Event.ProviderEventID, Invoice: d.Invoice.RemoteID, Status: d.Invoice.Status, Seq: m.Sequence, Stored: m.Time})
 	}
 	return out, nil
 }
