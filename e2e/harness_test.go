@@ -478,9 +478,9 @@ func invoiceWebhook(id, invoice, status string, at time.Time) webhook {
 // retried with backoff (honouring Retry-After) until answered 2xx or the
 // deadline; it records which were answered 2xx and how.
 type driver struct {
-	url      string // ingress's base URL
-	secret   string // the qonto source's secret
-	client   *http.Client
+	url        string // ingress's base URL
+	secret     string // the qonto source's secret
+	client     *http.Client
 	mu         sync.Mutex
 	accepted   map[string]bool
 	acceptedAt []time.Time // when each 2xx came
