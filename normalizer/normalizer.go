@@ -313,6 +313,18 @@ func (n *Normalizer) clear(ctx context.Context, key string, st *State, revision 
 	return rev
 }
 
+// roundTripTimeout bounds one request to JetStream (a state read or
+// write, a publish): a stream whose leader froze answers nothing until
+// the cluster elects another, and the request is better retried after
+// the backoff, against the new leader, than waited out to the attempt's
+// timeout (30 s: the cluster tier's frozen node kept the normalizer's
+// writes waiting that long).
+const roundTripTimeout = 5 * time.Second
+
+func roundTrip(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, roundTripTimeout)
+}
+
 // windowMargin is how far inside the duplicate window an announcement is
 // still trusted to JetStream's deduplication.
 const windowMargin = 30 * time.Second
@@ -325,7 +337,9 @@ const windowMargin = 30 * time.Second
 // duplicate window is acknowledged as a duplicate, in its place.
 func (n *Normalizer) publish(ctx context.Context, events []Canonical) error {
 	for _, c := range events {
-		_, err := n.js.PublishMsg(ctx, c.Msg)
+		rtCtx, cancel := roundTrip(ctx)
+		_, err := n.js.PublishMsg(rtCtx, c.Msg)
+		cancel()
 		if errors.Is(err, nats.ErrMaxPayload) {
 			return consume.PermanentClass("payload_too_large", fmt.Errorf("normalizer: publish %s: %w", c.ID(), err))
 		}

@@ -161,6 +161,8 @@ func stateKey(invoiceID string) string {
 
 // load returns the state and its revision; (nil, 0) when there is none.
 func (s *stateStore) load(ctx context.Context, key string) (*State, uint64, error) {
+	ctx, cancel := roundTrip(ctx)
+	defer cancel()
 	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
@@ -187,7 +189,7 @@ func (s *stateStore) unseen(key string) bool { return !s.existing.seen(key) }
 // and returns the new revision; errConflict when another writer got there
 // first.
 func (s *stateStore) store(ctx context.Context, key string, st *State, revision uint64) (uint64, error) {
-	return s.write(ctx, key, st, func(value []byte) (uint64, error) {
+	return s.write(ctx, key, st, func(ctx context.Context, value []byte) (uint64, error) {
 		if revision == 0 {
 			return s.kv.Create(ctx, key, value)
 		}
@@ -200,16 +202,18 @@ func (s *stateStore) store(ctx context.Context, key string, st *State, revision 
 // marker too), and it must be read. KeyValue.Create would read it itself
 // on a refusal, a second round trip.
 func (s *stateStore) storeNew(ctx context.Context, key string, st *State) (uint64, error) {
-	return s.write(ctx, key, st, func(value []byte) (uint64, error) { return s.kv.Update(ctx, key, value, 0) })
+	return s.write(ctx, key, st, func(ctx context.Context, value []byte) (uint64, error) { return s.kv.Update(ctx, key, value, 0) })
 }
 
 // write encodes st, writes it with put and classifies the answer.
-func (s *stateStore) write(ctx context.Context, key string, st *State, put func(value []byte) (uint64, error)) (uint64, error) {
+func (s *stateStore) write(ctx context.Context, key string, st *State, put func(ctx context.Context, value []byte) (uint64, error)) (uint64, error) {
 	value, err := st.encode()
 	if err != nil {
 		return 0, fmt.Errorf("normalizer: encode state: %w", err)
 	}
-	rev, err := put(value)
+	ctx, cancel := roundTrip(ctx)
+	defer cancel()
+	rev, err := put(ctx, value)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 		return 0, errConflict
