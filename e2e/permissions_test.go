@@ -112,6 +112,16 @@ func consumeThrough(t *testing.T, rc *roleConn, stream, durable string) {
 		}
 		return nil
 	})
+	allowed(t, "ask its stream's leader for a message (the order fence)", func() error {
+		resp, err := rc.nc.RequestWithContext(short(t), "$JS.API.STREAM.MSG.GET."+stream, []byte(`{"seq":1,"next_by_subj":">"}`))
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(resp.Data), `"error"`) && !strings.Contains(string(resp.Data), "10037") {
+			return fmt.Errorf("message get: %s", resp.Data)
+		}
+		return nil
+	})
 	allowed(t, "read its stream with direct gets (the order fence)", func() error {
 		msgs, err := jetstreamext.GetBatch(short(t), rc.js, stream, 1)
 		if err != nil {

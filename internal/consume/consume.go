@@ -155,6 +155,9 @@ const DeadLetterRetries = 5
 // other replicas take over when it stops pulling for PinnedTTL.
 const PriorityGroup = "invoicehub"
 
+// pinHeader carries the pinned client's id on each delivery.
+const pinHeader = "Nats-Pin-Id"
+
 // pinnedTTL is how long a pinned client that stopped pulling (crashed,
 // frozen, cut off) keeps the pin before another replica gets it: AckWait,
 // so that a crashed client's deliveries reach another replica when their

@@ -37,6 +37,11 @@ type consumer struct {
 
 	jc           jetstream.Consumer
 	lastReceived atomic.Int64 // when a delivery last arrived, in Unix nanoseconds
+	inNext       atomic.Bool  // the pull loop waits for a delivery
+	pinID        atomic.Value // the priority group's pin id this client last received with
+	renewing     atomic.Bool  // the iterator was stopped as stalled: pull anew (stall.go)
+	itMu         sync.Mutex   // guards it, and closing stop against replacing it
+	it           jetstream.MessagesContext
 
 	mu    sync.Mutex
 	lanes map[string]*lane
@@ -78,15 +83,11 @@ func newConsumer(js jetstream.JetStream, cfg Config, h Handler, log *slog.Logger
 // cannot overflow it and drop deliveries as a slow consumer.
 func (c *consumer) run(ctx context.Context, jc jetstream.Consumer) error {
 	c.jc = jc
-	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(c.cfg.MaxPending), jetstream.PullHeartbeat(c.cfg.pullHeartbeat()),
-		jetstream.PullExpiry(c.cfg.pullExpiry())}
-	if slices.Contains(jc.CachedInfo().Config.PriorityGroups, PriorityGroup) { // else setup has yet to be run again
-		opts = append(opts, jetstream.PullPriorityGroup(PriorityGroup))
-	}
-	it, err := jc.Messages(opts...)
+	it, err := c.messages()
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)
 	}
+	c.it = it
 	defer c.cancel()
 	defer c.unpin()
 	if c.cfg.CancelOnDisconnect {
@@ -97,11 +98,14 @@ func (c *consumer) run(ctx context.Context, jc jetstream.Consumer) error {
 	}
 	go func() {
 		<-ctx.Done()
+		c.itMu.Lock()
 		close(c.stop)
-		it.Drain() // Next returns what is buffered, then ErrMsgIteratorClosed
+		c.it.Drain() // Next returns what is buffered, then ErrMsgIteratorClosed
+		c.itMu.Unlock()
 	}()
 	heartbeats := make(chan struct{})
 	go func() { defer close(heartbeats); c.heartbeat() }()
+	go c.watchStall()
 	if c.cfg.Key != nil {
 		go c.watchFloor()
 	}
@@ -121,10 +125,15 @@ func (c *consumer) pull(it jetstream.MessagesContext) {
 			c.giveBackBuffered(it)
 			return
 		}
+		c.inNext.Store(true)
 		jm, err := it.Next()
+		c.inNext.Store(false)
 		if err != nil {
 			<-c.tokens
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				if it = c.renewed(); it != nil {
+					continue
+				}
 				return
 			}
 			c.log.Warn("pull failed", "err", err)
@@ -140,6 +149,9 @@ func (c *consumer) pull(it jetstream.MessagesContext) {
 			continue
 		}
 		c.lastReceived.Store(time.Now().UnixNano())
+		if pin := jm.Headers().Get(pinHeader); pin != "" {
+			c.pinID.Store(pin)
+		}
 		d := c.delivery(jm)
 		if c.cfg.Key == nil {
 			c.dispatch(d)
@@ -179,6 +191,11 @@ func (c *consumer) delivery(jm jetstream.Msg) *Delivery {
 func (c *consumer) dispatch(d *Delivery) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.dispatchLocked(d)
+}
+
+// dispatchLocked is dispatch with c.mu held.
+func (c *consumer) dispatchLocked(d *Delivery) {
 	c.held[d] = time.Now()
 	if d.Sequence != 0 {
 		c.order.bySeq[d.Sequence] = d
@@ -383,7 +400,7 @@ func (c *consumer) forget(d *Delivery, settled bool) {
 	if c.order.bySeq[d.Sequence] == d {
 		delete(c.order.bySeq, d.Sequence)
 		switch {
-		case !settled:
+		case !settled && c.cfg.Key != nil:
 			c.order.awaited[d.Sequence] = d.Key
 		case settled && c.order.resyncing:
 			c.order.settledNow[d.Sequence] = true

@@ -1,13 +1,16 @@
 package consume
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
@@ -92,8 +95,8 @@ func (c *consumer) classify(d *Delivery) admission {
 	return admitNew
 }
 
-// arrived ends the wait for d, if it was awaited: dispatching d wakes its
-// lane. c.mu is held.
+// arrived ends the wait for d, if it was awaited. c.mu is held, and the
+// caller dispatches d before letting it go: d wakes its lane.
 func (c *consumer) arrived(d *Delivery) { delete(c.order.awaited, d.Sequence) }
 
 // blocked reports whether a message of key older than seq is awaited.
@@ -109,7 +112,7 @@ func (c *consumer) blocked(key string, seq uint64) bool {
 
 // resync reads the consumer's ack floor and last delivery, awaits every
 // message of the filter above the frontier that is not held here, and
-// admits d. It retries until it succeeds or shutdown begins.
+// dispatches d. It retries until it succeeds or shutdown begins.
 func (c *consumer) resync(d *Delivery) error {
 	c.mu.Lock()
 	c.order.resyncing = true
@@ -160,6 +163,7 @@ func (c *consumer) tryResync(d *Delivery) error {
 	f.frontier = max(f.frontier, last)
 	f.lastDelivery = max(f.lastDelivery, info.Delivered.Consumer, d.deliverySeq)
 	c.arrived(d)
+	c.dispatchLocked(d)
 	if len(keys) > 0 {
 		c.log.Info("order: resynchronised", "seq", d.Sequence, "ack_floor", floor, "last_delivered", last, "read", len(keys), "awaited", len(f.awaited))
 	}
@@ -168,44 +172,133 @@ func (c *consumer) tryResync(d *Delivery) error {
 
 // keysBetween reads the messages of the consumer's filter with stream
 // sequences in (from, to] and returns their keys.
+//
+// A direct get is answered by any replica, and a replica that lags
+// answers with what it has: a node back from a stall (SIGSTOP in the
+// fault suite) served a read that ended four messages short, and those
+// four were then taken for settled and acked unhandled. So a read that
+// ends before to is checked with the stream leader, and is an error
+// (the resynchronisation is tried again) if the leader has a message of
+// the filter the read did not reach.
 func (c *consumer) keysBetween(ctx context.Context, from, to uint64) (map[uint64]string, error) {
 	keys := map[uint64]string{}
-	filter := ""
-	if len(c.cfg.FilterSubjects) == 1 {
-		filter = c.cfg.FilterSubjects[0]
-	}
-	for next := from + 1; next <= to; {
-		opts := []jetstreamext.GetBatchOpt{jetstreamext.GetBatchSeq(next)}
-		if filter != "" {
-			opts = append(opts, jetstreamext.GetBatchSubject(filter))
-		}
-		msgs, err := jetstreamext.GetBatch(ctx, c.js, c.cfg.Stream, int(min(to-next+1, 256)), opts...)
+	next := from + 1
+	for next <= to {
+		read, err := c.readBatch(ctx, next, to, keys)
 		if err != nil {
-			return nil, fmt.Errorf("read %s from %d: %w", c.cfg.Stream, next, err)
-		}
-		read := next
-		for m, err := range msgs {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				return keys, nil
-			}
-			if err != nil {
-				return nil, fmt.Errorf("read %s from %d: %w", c.cfg.Stream, next, err)
-			}
-			read = m.Sequence + 1
-			if m.Sequence > to {
-				return keys, nil
-			}
-			if c.ours(m.Subject) {
-				keys[m.Sequence] = c.cfg.Key(&Delivery{Stage: c.cfg.Stage, ConsumerID: c.cfg.ID, Subject: m.Subject, Header: m.Header,
-					Data: m.Data, Stream: c.cfg.Stream, Sequence: m.Sequence, Stored: m.Time})
-			}
+			return nil, err
 		}
 		if read == next {
-			return keys, nil
+			break
 		}
 		next = read
 	}
+	if err := c.readWhole(ctx, next, to); err != nil {
+		return nil, fmt.Errorf("read %s from %d to %d: %w", c.cfg.Stream, from+1, to, err)
+	}
 	return keys, nil
+}
+
+// filter is the consumer's one filter subject, or "" for several or none.
+func (c *consumer) filter() string {
+	if len(c.cfg.FilterSubjects) == 1 {
+		return c.cfg.FilterSubjects[0]
+	}
+	return ""
+}
+
+// readBatch reads one batch of the stream from next, adds the keys of the
+// consumer's messages up to to, and returns the sequence after the last
+// one read (next when the replica had none).
+func (c *consumer) readBatch(ctx context.Context, next, to uint64, keys map[uint64]string) (uint64, error) {
+	opts := []jetstreamext.GetBatchOpt{jetstreamext.GetBatchSeq(next)}
+	if f := c.filter(); f != "" {
+		opts = append(opts, jetstreamext.GetBatchSubject(f))
+	}
+	msgs, err := getBatch(ctx, c.js, c.cfg.Stream, int(min(to-next+1, 256)), opts...)
+	if err != nil {
+		return 0, fmt.Errorf("read %s from %d: %w", c.cfg.Stream, next, err)
+	}
+	read := next
+	for m, err := range msgs {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			return read, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read %s from %d: %w", c.cfg.Stream, next, err)
+		}
+		read = m.Sequence + 1
+		if m.Sequence > to {
+			return read, nil
+		}
+		if c.ours(m.Subject) {
+			keys[m.Sequence] = c.cfg.Key(&Delivery{Stage: c.cfg.Stage, ConsumerID: c.cfg.ID, Subject: m.Subject, Header: m.Header,
+				Data: m.Data, Stream: c.cfg.Stream, Sequence: m.Sequence, Stored: m.Time})
+		}
+	}
+	return read, nil
+}
+
+// getBatch is the fence's direct get (a test makes it lag).
+var getBatch = jetstreamext.GetBatch
+
+// errShortRead is a read of the stream that ended before a message the
+// stream leader has: the replica that answered lags.
+var errShortRead = errors.New("the replica that answered lags the stream leader")
+
+// readWhole checks with the stream leader that no message of the
+// consumer's filter lies in [next, to]: what a read that stopped at next
+// did not reach.
+func (c *consumer) readWhole(ctx context.Context, next, to uint64) error {
+	for next <= to {
+		subj, seq, err := c.leaderNext(ctx, next)
+		switch {
+		case err != nil:
+			return err
+		case seq == 0 || seq > to:
+			return nil
+		case c.ours(subj):
+			return fmt.Errorf("%w: it has %d", errShortRead, seq)
+		}
+		next = seq + 1
+	}
+	return nil
+}
+
+// leaderNext asks the stream leader (the JetStream API's message get, not
+// a direct get) for the first message of the consumer's filter at or
+// after seq: its subject and sequence, or 0 when there is none.
+func (c *consumer) leaderNext(ctx context.Context, seq uint64) (string, uint64, error) {
+	req, err := json.Marshal(struct {
+		Seq  uint64 `json:"seq"`
+		Next string `json:"next_by_subj"`
+	}{seq, cmp.Or(c.filter(), ">")})
+	if err != nil {
+		return "", 0, err
+	}
+	resp, err := c.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+c.cfg.Stream, req)
+	if err != nil {
+		return "", 0, fmt.Errorf("ask the stream leader: %w", err)
+	}
+	var answer struct {
+		Message *struct {
+			Subject string `json:"subject"`
+			Seq     uint64 `json:"seq"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &answer); err != nil {
+		return "", 0, fmt.Errorf("ask the stream leader: %w", err)
+	}
+	switch {
+	case answer.Error != nil && answer.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return "", 0, nil
+	case answer.Error != nil:
+		return "", 0, fmt.Errorf("ask the stream leader: %w", answer.Error)
+	case answer.Message == nil:
+		return "", 0, fmt.Errorf("ask the stream leader: no message in %q", resp.Data)
+	}
+	return answer.Message.Subject, answer.Message.Seq, nil
 }
 
 // ours reports whether subj is one the consumer reads.
@@ -294,16 +387,20 @@ func (c *consumer) pollFloor() {
 func (c *consumer) admit(d *Delivery) bool {
 	c.mu.Lock()
 	a := c.classify(d)
+	if a == admitNew || a == admitUnsorted {
+		// In the same hold as classify's arrived: a delivery that is no
+		// longer awaited is already in its lane, or a lane behind it could
+		// run first.
+		c.dispatchLocked(d)
+	}
 	c.mu.Unlock()
-	if a == admitResync {
+	switch a {
+	case admitResync:
 		if err := c.resync(d); err != nil {
 			<-c.tokens
 			c.nak(d.msg, 0)
 			return false
 		}
-		a = admitNew
-	}
-	switch a {
 	case admitHeld:
 		<-c.tokens
 		c.log.Debug("order: a copy of a delivery held here dropped", "seq", d.Sequence, "delivered", d.Attempt)
@@ -313,8 +410,6 @@ func (c *consumer) admit(d *Delivery) bool {
 			c.log.Warn("ack failed", "seq", d.Sequence, "err", err)
 		}
 		c.log.Info("order: a delivery settled here came back (its ack was lost): acked again", "seq", d.Sequence)
-	default:
-		c.dispatch(d)
 	}
 	return true
 }

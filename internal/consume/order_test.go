@@ -3,13 +3,17 @@ package consume
 import (
 	"context"
 	"fmt"
+	"iter"
+	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/invoicehub/invoicehub/internal/jstest"
 	"github.com/invoicehub/invoicehub/schemas/subject"
@@ -189,6 +193,88 @@ func TestOrderAcrossReplicasAndCrashes(t *testing.T) {
 		return true
 	})
 	h.check(t, perKey)
+}
+
+// TestOrderSurvivesAReplicaThatLags: the fence's direct gets are
+// answered by any replica of the stream, and one back from a stall
+// answers with the start of the stream only. Another client took an
+// invoice's first four messages and went silent; the consumer's first
+// read of the stream stops after two of them. The other two must still
+// be awaited and handled when they come back, not taken for settled and
+// acked unhandled (the replica catches up: only the first read is short).
+func TestOrderSurvivesAReplicaThatLags(t *testing.T) {
+	f := newFixture(t)
+	cfg := testConfig("lagging")
+	cfg.Key, cfg.Concurrency, cfg.AckWait = byPartitionKey, 4, time.Second
+	if err := Ensure(t.Context(), f.js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	const perKey = 6
+	var seqs []uint64
+	for i := range perKey {
+		seqs = append(seqs, f.publishKeyed(t, "inv-"+strconv.Itoa(i), "inv"))
+	}
+	takeAndVanish(t, f, cfg, 4)
+
+	var calls atomic.Int32
+	lagging := func(ctx context.Context, js jetstream.JetStream, stream string, batch int, opts ...jetstreamext.GetBatchOpt) (iter.Seq2[*jetstream.RawStreamMsg, error], error) {
+		msgs, err := jetstreamext.GetBatch(ctx, js, stream, batch, opts...)
+		if err != nil {
+			return nil, err
+		}
+		upTo := uint64(math.MaxUint64)
+		if calls.Add(1) <= 2 { // one read: its first batch, and the next that finds nothing more
+			upTo = seqs[1] // the replica has the first two
+		}
+		return func(yield func(*jetstream.RawStreamMsg, error) bool) {
+			for m, err := range msgs {
+				if err == nil && m.Sequence > upTo {
+					yield(nil, jetstreamext.ErrNoMessages)
+					return
+				}
+				if !yield(m, err) {
+					return
+				}
+			}
+		}, nil
+	}
+	getBatch = lagging
+	t.Cleanup(func() { getBatch = jetstreamext.GetBatch })
+
+	h := newHandled()
+	f.start(t, cfg, h.handler(0))
+	jstest.Eventually(t, 15*time.Second, "the invoice handled", func() bool {
+		ackPending, pending := f.pending(t, cfg.Durable())
+		return ackPending == 0 && pending == 0
+	})
+	h.check(t, perKey)
+}
+
+// takeAndVanish has another client of cfg's durable take n messages
+// (pinned by its fetch) and close its connection without settling them.
+func takeAndVanish(t *testing.T, f *fixture, cfg Config, n int) {
+	t.Helper()
+	nc, err := nats.Connect(f.srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	jc, err := js.Consumer(t.Context(), subject.InvoicesStream, cfg.Durable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := jc.Fetch(n, jetstream.FetchPriorityGroup(PriorityGroup), jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := 0
+	for range batch.Messages() {
+		taken++
+	}
+	if taken != n {
+		t.Fatalf("the other client took %d messages, want %d", taken, n)
+	}
 }
 
 func TestSubjectMatches(t *testing.T) {
