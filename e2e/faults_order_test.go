@@ -66,7 +66,7 @@ type orderRow struct {
 	streamOrder, receiverOrder, fileOrder, deadLetters        int
 	recovery                                                  time.Duration
 	stalls                                                    string
-	examples                                                  []string // of order violations
+	examples                                                  []string // of order violations, and what each sink misses
 }
 
 var (
@@ -277,9 +277,6 @@ func runTwoStepOn(t *testing.T, p *pipeline, name string, l load, f fault) {
 	orderRows = append(orderRows, r)
 	orderRowsMu.Unlock()
 	t.Logf("%+v", r)
-	if os.Getenv("KEEPLOGS") != "" {
-		t.Logf("logs kept in %s", keepLogs(t, p))
-	}
 	if r.accepted != r.sent || r.lost != 0 || r.stale != 0 || r.duplicated != 0 || r.streamOrder != 0 || r.receiverOrder != 0 || r.fileOrder != 0 || r.deadLetters != 0 {
 		t.Errorf("%s: %+v (logs kept in %s)", name, r, keepLogs(t, p))
 	}
@@ -325,6 +322,8 @@ func accountOrder(t *testing.T, p *pipeline, js jetstream.JetStream, d *driver, 
 	files := fileSinkIDs(t, p.fileSink)
 	rows, _ := sqlRows(t, p.sqlSink)
 	hooked := p.receiver.delivered()
+	missing := map[string]int{}
+	var missed []string
 	for raw := range accepted {
 		if stored[raw] {
 			r.stored++
@@ -338,7 +337,15 @@ func accountOrder(t *testing.T, p *pipeline, js jetstream.JetStream, d *driver, 
 		}
 		ok := len(evs) > 0
 		for _, e := range evs {
-			ok = ok && hooked[e.ID] > 0 && files[e.ID] > 0 && rows[e.ID] > 0
+			for sink, n := range map[string]int{"receiver": hooked[e.ID], "file": files[e.ID], "sql": rows[e.ID]} {
+				if n == 0 {
+					missing[sink]++
+					ok = false
+					if len(missed) < 12 {
+						missed = append(missed, fmt.Sprintf("%s:%d", sink, e.Seq))
+					}
+				}
+			}
 		}
 		if ok {
 			r.delivered++
@@ -366,6 +373,9 @@ func accountOrder(t *testing.T, p *pipeline, js jetstream.JetStream, d *driver, 
 	}
 	r.fileOrder, fileExamples = backwards("file", lines, byID)
 	r.examples = append(receiverExamples, fileExamples...)
+	if len(missing) > 0 {
+		r.examples = append(r.examples, fmt.Sprintf("events missing per sink: %v (%s)", missing, strings.Join(missed, " ")))
+	}
 	r.deadLetters = int(jstest.Count(t, js, subject.DLQStream))
 	return r
 }
