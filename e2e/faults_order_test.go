@@ -232,18 +232,11 @@ func twoStepInvoices(prefix string, n int) []twoStep {
 // sendTwoStep starts rate invoices per second; each sends its unpaid
 // webhook until answered 2xx, then its paid one.
 func (d *driver) sendTwoStep(invoices []twoStep, rate int) {
-	var wg sync.WaitGroup
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
-	for _, inv := range invoices {
-		<-tick.C
-		wg.Go(func() {
-			if d.deliver(inv.unpaid) {
-				d.deliver(inv.paid)
-			}
-		})
-	}
-	wg.Wait()
+	paced(len(invoices), rate, func(i int) {
+		if d.deliver(invoices[i].unpaid) {
+			d.deliver(invoices[i].paid)
+		}
+	})
 }
 
 // runTwoStep sends l's two-step invoices with f injected, waits for every
@@ -476,13 +469,11 @@ func storedWebhooks(t *testing.T, js jetstream.JetStream) map[string]bool {
 func reportOrder(t *testing.T) {
 	orderRowsMu.Lock()
 	defer orderRowsMu.Unlock()
-	var b strings.Builder
-	fmt.Fprintln(&b, "\n| scenario (two-step invoices) | sent | 2xx | stored | canonical | stale | delivered | lost | dup | http again | order: stream / receiver / file | dlq | recovery | stalls |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	var rows []string
 	for _, r := range orderRows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d / %d / %d | %d | %s | %s |\n", r.scenario, r.sent, r.accepted, r.stored, r.canonical,
-			r.stale, r.delivered, r.lost, r.duplicated, r.httpAgain, r.streamOrder, r.receiverOrder, r.fileOrder, r.deadLetters, r.recovery.Round(10*time.Millisecond), r.stalls)
+		rows = append(rows, fmt.Sprintf("%s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d / %d / %d | %d | %s | %s", r.scenario, r.sent, r.accepted, r.stored, r.canonical,
+			r.stale, r.delivered, r.lost, r.duplicated, r.httpAgain, r.streamOrder, r.receiverOrder, r.fileOrder, r.deadLetters, r.recovery.Round(10*time.Millisecond), r.stalls))
 	}
-	fmt.Print(b.String())
-	appendReport(b.String())
+	printReport("\n", []string{"scenario (two-step invoices)", "sent", "2xx", "stored", "canonical", "stale", "delivered", "lost", "dup", "http again",
+		"order: stream / receiver / file", "dlq", "recovery", "stalls"}, rows)
 }

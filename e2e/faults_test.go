@@ -105,11 +105,21 @@ func TestFaults(t *testing.T) {
 func reportFaults(t *testing.T) {
 	faultRowsMu.Lock()
 	defer faultRowsMu.Unlock()
-	var b strings.Builder
-	fmt.Fprintln(&b, "| scenario | sent | 2xx | lost | duplicated | extra | http again | recovery |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|")
+	var rows []string
 	for _, r := range faultRows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %s |\n", r.scenario, r.sent, r.accepted, r.lost, r.duplicated, r.extra, r.httpAgain, r.recovery.Round(10*time.Millisecond))
+		rows = append(rows, fmt.Sprintf("%s | %d | %d | %d | %d | %d | %d | %s", r.scenario, r.sent, r.accepted, r.lost, r.duplicated, r.extra, r.httpAgain, r.recovery.Round(10*time.Millisecond)))
+	}
+	printReport("", []string{"scenario", "sent", "2xx", "lost", "duplicated", "extra", "http again", "recovery"}, rows)
+}
+
+// printReport prints a Markdown table after lead, and appends it to
+// INVOICEHUB_FAULTS_REPORT when set; a row's cells are joined by " | ".
+func printReport(lead string, columns, rows []string) {
+	var b strings.Builder
+	b.WriteString(lead)
+	fmt.Fprintf(&b, "| %s |\n|%s\n", strings.Join(columns, " | "), strings.Repeat("---|", len(columns)))
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s |\n", r)
 	}
 	fmt.Print(b.String())
 	appendReport(b.String())

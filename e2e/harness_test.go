@@ -536,12 +536,18 @@ func (d *driver) deliver(w webhook) bool {
 // send delivers ws at rate per second, concurrently, each retried as a
 // provider would, and returns when every one is answered or given up.
 func (d *driver) send(ws []webhook, rate int) {
+	paced(len(ws), rate, func(i int) { d.deliver(ws[i]) })
+}
+
+// paced starts each(0) to each(n-1) at rate per second, each in its own
+// goroutine, and returns when all have returned.
+func paced(n, rate int, each func(i int)) {
 	var wg sync.WaitGroup
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
-	for _, w := range ws {
+	for i := range n {
 		<-tick.C
-		wg.Go(func() { d.deliver(w) })
+		wg.Go(func() { each(i) })
 	}
 	wg.Wait()
 }
