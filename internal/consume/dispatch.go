@@ -49,18 +49,18 @@ type consumer struct {
 	order orderFence              // with Config.Key: what is pending beyond the lanes (order.go)
 }
 
-// lane holds one key's deliveries in stream order. While it runs, the
-// first is the one being handled; it is parked (not running) while a
+// lane holds one key's deliveries not yet started, in stream order. It
+// runs one at a time (running), and is parked (not running) while a
 // message of its key older than the first is awaited.
 type lane struct {
 	queue   []*Delivery
 	running bool
 }
 
-// insert puts d in stream order, never before the delivery being handled.
+// insert puts d in stream order.
 func (l *lane) insert(d *Delivery) {
 	i := len(l.queue)
-	for i > 0 && l.queue[i-1].Sequence > d.Sequence && (i > 1 || !l.running) {
+	for i > 0 && l.queue[i-1].Sequence > d.Sequence {
 		i--
 	}
 	l.queue = slices.Insert(l.queue, i, d)
@@ -103,13 +103,17 @@ func (c *consumer) run(ctx context.Context, jc jetstream.Consumer) error {
 		c.it.Drain() // Next returns what is buffered, then ErrMsgIteratorClosed
 		c.itMu.Unlock()
 	}()
-	heartbeats := make(chan struct{})
+	heartbeats, floors := make(chan struct{}), make(chan struct{})
 	go func() { defer close(heartbeats); c.heartbeat() }()
 	go c.watchStall()
-	if c.cfg.Key != nil {
-		go c.watchFloor()
-	}
+	go func() {
+		defer close(floors)
+		if c.cfg.Key != nil {
+			c.watchFloor()
+		}
+	}()
 	c.pull(it)
+	<-floors // nothing wakes a lane after this
 	c.drain()
 	<-heartbeats
 	return nil
@@ -277,7 +281,9 @@ func (c *consumer) next() (func(), bool) {
 
 // runLane handles a key's deliveries one after the other, until none is
 // left, an older message of the key is awaited (the lane parks: wake
-// resumes it), or shutdown gives the rest back.
+// resumes it), or shutdown gives the rest back. A delivery leaves the
+// queue when it starts, in the same hold as the check that nothing older
+// is awaited: one that arrives meanwhile is inserted before the rest.
 func (c *consumer) runLane(key string, l *lane) {
 	for {
 		c.mu.Lock()
@@ -288,21 +294,20 @@ func (c *consumer) runLane(key string, l *lane) {
 			return
 		}
 		d := l.queue[0]
-		if c.blocked(key, d.Sequence) {
-			l.running = false
+		stopping := c.stopping()
+		if c.blocked(key, d.Sequence) && !stopping {
+			l.running = false // parked; a lane parked before shutdown is given back by drain
 			c.mu.Unlock()
 			return
 		}
-		c.mu.Unlock()
-		if c.stopping() {
+		if stopping {
+			c.mu.Unlock()
 			c.giveBackLane(key, l, 0)
 			return
 		}
-		back, after := c.process(d)
-		c.mu.Lock()
 		l.queue = l.queue[1:]
 		c.mu.Unlock()
-		if back {
+		if back, after := c.process(d); back {
 			c.giveBackLane(key, l, after)
 			return
 		}

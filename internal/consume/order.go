@@ -74,7 +74,9 @@ func (c *consumer) classify(d *Delivery) admission {
 	case d.Sequence == 0 || d.deliverySeq == 0:
 		return admitUnsorted
 	case f.bySeq[d.Sequence] != nil:
-		f.lastDelivery = max(f.lastDelivery, d.deliverySeq)
+		if d.deliverySeq <= f.lastDelivery+1 { // past a gap, the gap must stay seen
+			f.lastDelivery = max(f.lastDelivery, d.deliverySeq)
+		}
 		return admitHeld
 	}
 	_, awaited := f.awaited[d.Sequence]
@@ -112,8 +114,10 @@ func (c *consumer) blocked(key string, seq uint64) bool {
 
 // resync reads the consumer's ack floor and last delivery, awaits every
 // message of the filter above the frontier that is not held here, and
-// dispatches d. It retries until it succeeds or shutdown begins.
-func (c *consumer) resync(d *Delivery) error {
+// dispatches d, unless d was known settled here (admitSettled: a lost ack,
+// redelivered past a gap). It retries until it succeeds or shutdown
+// begins.
+func (c *consumer) resync(d *Delivery) (admission, error) {
 	c.mu.Lock()
 	c.order.resyncing = true
 	c.mu.Unlock()
@@ -124,23 +128,23 @@ func (c *consumer) resync(d *Delivery) error {
 		c.mu.Unlock()
 	}()
 	for attempt := uint64(1); ; attempt++ {
-		err := c.tryResync(d)
+		a, err := c.tryResync(d)
 		if err == nil {
-			return nil
+			return a, nil
 		}
 		c.log.Warn("order: resynchronisation failed, retrying", "seq", d.Sequence, "err", err)
 		if _, waited := c.wait(c.cfg.Backoff.Delay(attempt, 0)); !waited {
-			return errStopping
+			return admitResync, errStopping
 		}
 	}
 }
 
-func (c *consumer) tryResync(d *Delivery) error {
+func (c *consumer) tryResync(d *Delivery) (admission, error) {
 	ctx, cancel := context.WithTimeout(c.hard, c.cfg.AttemptTimeout)
 	defer cancel()
 	info, err := c.jc.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("consumer info: %w", err)
+		return admitResync, fmt.Errorf("consumer info: %w", err)
 	}
 	floor, last := info.AckFloor.Stream, max(info.Delivered.Stream, d.Sequence)
 	c.mu.Lock()
@@ -148,11 +152,13 @@ func (c *consumer) tryResync(d *Delivery) error {
 	c.mu.Unlock()
 	keys, err := c.keysBetween(ctx, from, last)
 	if err != nil {
-		return err
+		return admitResync, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f := &c.order
+	_, awaited := f.awaited[d.Sequence]
+	settled := d.Sequence <= f.frontier && !awaited // known, not held (classify): settled here
 	for seq, key := range keys {
 		if seq == d.Sequence || f.bySeq[seq] != nil || f.settledNow[seq] {
 			continue
@@ -162,12 +168,15 @@ func (c *consumer) tryResync(d *Delivery) error {
 	c.passFloor(floor)
 	f.frontier = max(f.frontier, last)
 	f.lastDelivery = max(f.lastDelivery, info.Delivered.Consumer, d.deliverySeq)
-	c.arrived(d)
-	c.dispatchLocked(d)
 	if len(keys) > 0 {
 		c.log.Info("order: resynchronised", "seq", d.Sequence, "ack_floor", floor, "last_delivered", last, "read", len(keys), "awaited", len(f.awaited))
 	}
-	return nil
+	if settled {
+		return admitSettled, nil
+	}
+	c.arrived(d)
+	c.dispatchLocked(d)
+	return admitNew, nil
 }
 
 // keysBetween reads the messages of the consumer's filter with stream
@@ -371,9 +380,18 @@ func (c *consumer) pollFloor() {
 	}
 	ctx, cancel := context.WithTimeout(c.hard, c.cfg.AckWait)
 	defer cancel()
+	go func() { // drain waits for watchFloor: shutdown ends the read
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	info, err := c.jc.Info(ctx)
 	if err != nil {
-		c.log.Warn("order: reading the ack floor", "err", err)
+		if !c.stopping() {
+			c.log.Warn("order: reading the ack floor", "err", err)
+		}
 		return
 	}
 	c.mu.Lock()
@@ -394,13 +412,15 @@ func (c *consumer) admit(d *Delivery) bool {
 		c.dispatchLocked(d)
 	}
 	c.mu.Unlock()
-	switch a {
-	case admitResync:
-		if err := c.resync(d); err != nil {
+	if a == admitResync {
+		var err error
+		if a, err = c.resync(d); err != nil {
 			<-c.tokens
 			c.nak(d.msg, 0)
 			return false
 		}
+	}
+	switch a {
 	case admitHeld:
 		<-c.tokens
 		c.log.Debug("order: a copy of a delivery held here dropped", "seq", d.Sequence, "delivered", d.Attempt)
