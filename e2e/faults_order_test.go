@@ -464,11 +464,12 @@ func storedWebhooks(t *testing.T, js jetstream.JetStream) map[string]bool {
 	return out
 }
 
-// reportOrder prints the order rows, and appends them to
-// INVOICEHUB_FAULTS_REPORT when set.
+// reportOrder prints the order rows recorded since the last report, and
+// appends them to INVOICEHUB_FAULTS_REPORT when set.
 func reportOrder(t *testing.T) {
 	orderRowsMu.Lock()
 	defer orderRowsMu.Unlock()
+	defer func() { orderRows = nil }()
 	var rows []string
 	for _, r := range orderRows {
 		rows = append(rows, fmt.Sprintf("%s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d / %d / %d | %d | %s | %s", r.scenario, r.sent, r.accepted, r.stored, r.canonical,
