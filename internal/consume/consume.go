@@ -18,12 +18,11 @@
 //     when it stops;
 //   - on success, acks;
 //   - on a transient error, retries in place after exponential backoff with
-//     full jitter, or the Retry-After hint, holding the delivery (and its
+//     full jitter, at least the Retry-After hint, holding the delivery (and its
 //     key's later deliveries) with InProgress meanwhile, so the order holds;
 //   - on a permanent error, or once retries are exhausted (MaxAttempts
-//     and MaxAge), publishes
-//     the original message with Dlq-* headers to dlq.<stage>.<id>, then
-//     Terms it;
+//     and MaxAge), publishes the original message with Dlq-* headers to
+//     dlq.<stage>.<id>, then Terms it;
 //   - sends InProgress every AckWait/3 for every delivery it holds, so a
 //     crashed process's deliveries reach another replica within AckWait;
 //   - on shutdown, stops pulling, gives back what it holds and has not

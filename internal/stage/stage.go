@@ -280,16 +280,6 @@ func Drain(nc *nats.Conn, timeout time.Duration) {
 	}
 }
 
-// ConnectOptions are the options of every stage's NATS connection:
-// reconnecting forever, every half second; a server that stops answering
-// (frozen, cut off) noticed within PingInterval × (MaxPingsOutstanding+1),
-// 3 s, and left for another node of the cluster (the client's default is
-// 2 minutes, during which a stage connected to a frozen node stalls);
-// keeping nothing published while
-// disconnected to send later (ReconnectBufSize -1: a publish then fails at
-// once, so ingress never stores later a webhook it answered 503); replies
-// on the stage's own inbox prefix, _INBOX_<name>, the only replies its
-// NATS user may read (deploy/nats/auth.conf).
 // PingInterval and MaxPingsOutstanding bound how long a stage stays on a
 // server that stopped answering (ConnectOptions).
 const (
@@ -297,6 +287,16 @@ const (
 	MaxPingsOutstanding = 2
 )
 
+// ConnectOptions are the options of every stage's NATS connection:
+// reconnecting forever, every half second; a server that stops answering
+// (frozen, cut off) noticed within PingInterval × (MaxPingsOutstanding+1),
+// 3 s, and left for another node of the cluster (the client's default is
+// 2 minutes, during which a stage connected to a frozen node stalls);
+// keeping nothing published while disconnected to send later
+// (ReconnectBufSize -1: a publish then fails at once, so ingress never
+// stores later a webhook it answered 503); replies on the stage's own
+// inbox prefix, _INBOX_<name>, the only replies its NATS user may read
+// (deploy/nats/auth.conf).
 func ConnectOptions(name string, log *slog.Logger) []nats.Option {
 	return []nats.Option{
 		nats.Name("invoicehub-" + name), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond), nats.ReconnectBufSize(-1),
