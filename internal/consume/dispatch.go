@@ -25,9 +25,11 @@ type consumer struct {
 	handler Handler
 	log     *slog.Logger
 
-	slots   chan struct{} // one per handler running
-	tokens  chan struct{} // one per delivery held (MaxPending)
-	stop    chan struct{} // closed at shutdown
+	slots   chan struct{}      // one per handler running
+	tokens  chan struct{}      // one per delivery held (MaxPending)
+	stop    <-chan struct{}    // closed at shutdown: stopped.Done()
+	stopped context.Context    // ends at shutdown, for reads that must not hold it up
+	stopNow context.CancelFunc // begins shutdown
 	hard    context.Context
 	cancel  context.CancelFunc // ends handlers at the drain deadline
 	conn    *connEpoch         // with CancelOnDisconnect: while the NATS connection lasts
@@ -68,9 +70,10 @@ func (l *lane) insert(d *Delivery) {
 
 func newConsumer(js jetstream.JetStream, cfg Config, h Handler, log *slog.Logger) *consumer {
 	hard, cancel := context.WithCancel(context.Background())
+	stopped, stopNow := context.WithCancel(context.Background())
 	return &consumer{
-		js: js, cfg: cfg, handler: h, log: log,
-		slots: make(chan struct{}, cfg.Concurrency), tokens: make(chan struct{}, cfg.MaxPending), stop: make(chan struct{}),
+		js: js, cfg: cfg, handler: h, log: log, stop: stopped.Done(), stopped: stopped, stopNow: stopNow,
+		slots: make(chan struct{}, cfg.Concurrency), tokens: make(chan struct{}, cfg.MaxPending),
 		hard: hard, cancel: cancel, jobs: make(chan func(), cfg.MaxPending), lanes: map[string]*lane{}, held: map[*Delivery]time.Time{},
 		order: newOrderFence(),
 	}
@@ -99,7 +102,7 @@ func (c *consumer) run(ctx context.Context, jc jetstream.Consumer) error {
 	go func() {
 		<-ctx.Done()
 		c.itMu.Lock()
-		close(c.stop)
+		c.stopNow()
 		c.it.Drain() // Next returns what is buffered, then ErrMsgIteratorClosed
 		c.itMu.Unlock()
 	}()

@@ -79,7 +79,6 @@ func (c *consumer) classify(d *Delivery) admission {
 		}
 		return admitHeld
 	}
-	_, awaited := f.awaited[d.Sequence]
 	known := d.Sequence <= f.frontier
 	switch {
 	case f.lastDelivery != 0 && d.deliverySeq == f.lastDelivery+1 && (d.firstDelivery || known):
@@ -89,12 +88,19 @@ func (c *consumer) classify(d *Delivery) admission {
 	default:
 		return admitResync
 	}
-	if known && !awaited {
+	if f.settledHere(d.Sequence) {
 		return admitSettled
 	}
 	f.frontier = max(f.frontier, d.Sequence)
 	c.arrived(d)
 	return admitNew
+}
+
+// settledHere reports whether the message at seq, known not held here,
+// was settled here: known (at most the frontier) and not awaited.
+func (f *orderFence) settledHere(seq uint64) bool {
+	_, awaited := f.awaited[seq]
+	return seq <= f.frontier && !awaited
 }
 
 // arrived ends the wait for d, if it was awaited. c.mu is held, and the
@@ -157,8 +163,7 @@ func (c *consumer) tryResync(d *Delivery) (admission, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f := &c.order
-	_, awaited := f.awaited[d.Sequence]
-	settled := d.Sequence <= f.frontier && !awaited // known, not held (classify): settled here
+	settled := f.settledHere(d.Sequence) // not held: classify saw to it
 	for seq, key := range keys {
 		if seq == d.Sequence || f.bySeq[seq] != nil || f.settledNow[seq] {
 			continue
@@ -378,15 +383,8 @@ func (c *consumer) pollFloor() {
 	if !waiting {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.hard, c.cfg.AckWait)
+	ctx, cancel := context.WithTimeout(c.stopped, c.cfg.AckWait) // drain waits for watchFloor
 	defer cancel()
-	go func() { // drain waits for watchFloor: shutdown ends the read
-		select {
-		case <-c.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	info, err := c.jc.Info(ctx)
 	if err != nil {
 		if !c.stopping() {
