@@ -102,26 +102,10 @@ func TestOrderHoldsWhileAnotherClientHoldsAnEarlierMessage(t *testing.T) {
 
 	// The other client: pinned by its fetch, it takes held-0 and is never
 	// heard of again.
-	nc, err := nats.Connect(f.srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, _ := jetstream.New(nc)
-	jc, err := js.Consumer(t.Context(), subject.InvoicesStream, cfg.Durable())
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := jc.Fetch(1, jetstream.FetchPriorityGroup(PriorityGroup), jetstream.FetchMaxWait(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for m := range batch.Messages() {
-		if string(m.Data()) != "held-0" {
-			t.Fatalf("the other client got %q", m.Data())
-		}
+	if got := takeAndVanish(t, f, cfg, 1); got[0] != "held-0" {
+		t.Fatalf("the other client got %q", got[0])
 	}
 	taken := time.Now()
-	nc.Close()
 
 	const perKey = 6
 	for i := 1; i < perKey; i++ {
@@ -251,8 +235,9 @@ func TestOrderSurvivesAReplicaThatLags(t *testing.T) {
 }
 
 // takeAndVanish has another client of cfg's durable take n messages
-// (pinned by its fetch) and close its connection without settling them.
-func takeAndVanish(t *testing.T, f *fixture, cfg Config, n int) {
+// (pinned by its fetch) and close its connection without settling them;
+// it returns what it took.
+func takeAndVanish(t *testing.T, f *fixture, cfg Config, n int) []string {
 	t.Helper()
 	nc, err := nats.Connect(f.srv.ClientURL())
 	if err != nil {
@@ -268,13 +253,14 @@ func takeAndVanish(t *testing.T, f *fixture, cfg Config, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	taken := 0
-	for range batch.Messages() {
-		taken++
+	var taken []string
+	for m := range batch.Messages() {
+		taken = append(taken, string(m.Data()))
 	}
-	if taken != n {
-		t.Fatalf("the other client took %d messages, want %d", taken, n)
+	if len(taken) != n {
+		t.Fatalf("the other client took %d messages, want %d", len(taken), n)
 	}
+	return taken
 }
 
 func TestSubjectMatches(t *testing.T) {
