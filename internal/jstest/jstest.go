@@ -95,8 +95,9 @@ func Messages(t testing.TB, js jetstream.JetStream, name string) []*jetstream.Ra
 	return out
 }
 
-// ReadAll returns every message a stream holds, in order, or the error
-// that stopped it (a cluster electing a leader, say).
+// ReadAll returns every message a stream holds, in order, as its leader
+// has them, or the error that stopped it (a cluster electing a leader,
+// say).
 func ReadAll(ctx context.Context, js jetstream.JetStream, name string) ([]*jetstream.RawStreamMsg, error) {
 	s, err := js.Stream(ctx, name)
 	if err != nil {
@@ -106,6 +107,11 @@ func ReadAll(ctx context.Context, js jetstream.JetStream, name string) ([]*jetst
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}
+	// Read from the stream leader, not by direct get: any replica answers
+	// those, and one back from a stall answers "not found" for what it has
+	// yet to catch up on, which a count would take for missing (nats.go's
+	// GetMsg chooses by the cached AllowDirect).
+	s.CachedInfo().Config.AllowDirect = false
 	var out []*jetstream.RawStreamMsg
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 		m, err := s.GetMsg(ctx, seq)
