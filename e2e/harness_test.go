@@ -295,8 +295,9 @@ func replicas(first *proc, n int) []*proc {
 }
 
 // startCluster makes p.nodes a cluster of o.nodes nats-servers on
-// loopback, each with its store, routes to the others and a monitoring
-// port (p.monitors), and p.natsURL the list of their client URLs.
+// loopback, each with its store, routes to the others (pinged as
+// deploy/nats/node.conf's), a monitoring port (p.monitors), and
+// p.natsURL the list of their client URLs.
 func (p *pipeline) startCluster(mk func(string, []string, ...string) *proc, o pipelineOptions) {
 	clients, routes, monitors := make([]int, o.nodes), make([]string, o.nodes), make([]int, o.nodes)
 	var urls []string
@@ -306,10 +307,18 @@ func (p *pipeline) startCluster(mk func(string, []string, ...string) *proc, o pi
 		urls = append(urls, "nats://127.0.0.1:"+strconv.Itoa(clients[i]))
 		p.monitors = append(p.monitors, "http://127.0.0.1:"+strconv.Itoa(monitors[i]))
 	}
+	pings, err := os.ReadFile("../deploy/nats/route-pings.conf")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	conf := filepath.Join(p.dir, "cluster.conf") // deploy/nats's route pings; the rest by flags
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "cluster {\n%s}\n", pings), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
 	p.nodes = nil
 	for i := range o.nodes {
 		name := "n" + strconv.Itoa(i+1)
-		node := mk("nats-server", append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(clients[i]), "-js", "-sd", filepath.Join(p.dir, name),
+		node := mk("nats-server", append([]string{"-c", conf, "-a", "127.0.0.1", "-p", strconv.Itoa(clients[i]), "-js", "-sd", filepath.Join(p.dir, name),
 			"-n", name, "--cluster_name", "invoicehub", "--cluster", routes[i], "--routes", strings.Join(routes, ","),
 			"-m", strconv.Itoa(monitors[i])}, o.natsArgs...))
 		node.name = "nats-" + name
