@@ -146,13 +146,40 @@ func (c *consumer) wait(delay time.Duration) (left time.Duration, waited bool) {
 	}
 }
 
+// ack settles d once the server confirms the ack, and only then lets the
+// next message of d's invoice go: an ack still buffered when the process
+// dies (SIGKILL) would bring d back after its successor was delivered, an
+// older state after a newer one. An ack the server does not confirm is
+// tried again until AckWait has passed (by then d is redelivered anyway,
+// and a copy that comes back here is acked again, not handled twice) or
+// the consumer stops (its lanes take nothing further).
 func (c *consumer) ack(d *Delivery) {
-	if err := d.msg.Ack(); err != nil {
-		// Unacknowledged, the message is redelivered after AckWait; effects
-		// are idempotent by event id, so nothing is lost or doubled.
-		c.log.Warn("ack failed", "seq", d.Sequence, "err", err)
+	deadline := time.Now().Add(c.cfg.AckWait)
+	for attempt := uint64(1); ; attempt++ {
+		err := c.confirmAck(d)
+		if err == nil {
+			break
+		}
+		c.log.Warn("ack not confirmed", "seq", d.Sequence, "attempt", attempt, "err", err)
+		delay := c.cfg.Backoff.Delay(attempt, 0)
+		if time.Now().Add(delay).After(deadline) {
+			break
+		}
+		if _, waited := c.wait(delay); !waited {
+			break
+		}
 	}
 	c.forget(d, true)
+}
+
+// confirmAck acks d and waits for the server's confirmation.
+func (c *consumer) confirmAck(d *Delivery) error {
+	ctx, cancel := context.WithTimeout(c.hard, c.cfg.AckWait)
+	defer cancel()
+	if err := d.msg.DoubleAck(ctx); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		return fmt.Errorf("consume: ack seq %d: %w", d.Sequence, err)
+	}
+	return nil
 }
 
 // deadLetter publishes d to the consumer's DLQ subject and Terms it. A
