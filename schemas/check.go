@@ -20,15 +20,41 @@ var ErrScale = errors.New("schemas: amount not at the currency's minor unit")
 // quantities and rates keep their precision. The producer runs it on
 // everything it publishes.
 func (d EventData) Check() error {
-	errs := []error{d.Invoice.Check()}
+	errs := []error{d.Invoice.Check(),
+		CheckIdentifier("event.provider_event_id", d.Event.ProviderEventID),
+		CheckIdentifier("event.provider_event_type", d.Event.ProviderEventType)}
 	if p := d.Payment; p != nil {
-		errs = append(errs, checkScale(p.Currency, map[string]money.Amount{"payment.amount": p.Amount}))
+		errs = append(errs, CheckReference("payment.id", p.ID),
+			checkScale(p.Currency, map[string]money.Amount{"payment.amount": p.Amount}))
 	}
 	return errors.Join(errs...)
 }
 
-// Check verifies an invoice's settled amounts as EventData.Check does.
+// Check verifies an invoice's identifiers and settled amounts as
+// EventData.Check does.
 func (inv Invoice) Check() error {
+	return errors.Join(inv.checkIdentifiers(), inv.checkAmounts())
+}
+
+// checkIdentifiers holds the invoice's identifiers to MaxIdentifierBytes
+// (the schema counts characters, not bytes).
+func (inv Invoice) checkIdentifiers() error {
+	errs := []error{
+		CheckIdentifier("invoice.id", inv.ID), CheckIdentifier("invoice.remote_id", inv.RemoteID),
+		CheckIdentifier("invoice.provider", inv.Provider), CheckIdentifier("invoice.source", inv.Source),
+		CheckReference("invoice.number", inv.Number),
+	}
+	if inv.Seller != nil {
+		errs = append(errs, CheckReference("invoice.seller.id", inv.Seller.ID))
+	}
+	if inv.Buyer != nil {
+		errs = append(errs, CheckReference("invoice.buyer.id", inv.Buyer.ID))
+	}
+	return errors.Join(errs...)
+}
+
+// checkAmounts holds the settled amounts to their currency's minor unit.
+func (inv Invoice) checkAmounts() error {
 	t := inv.Totals
 	amounts := map[string]money.Amount{
 		"totals.lines_net": t.LinesNet, "totals.discount": t.Discount, "totals.net": t.Net, "totals.tax": t.Tax,

@@ -91,6 +91,18 @@ func TestSchemaRejects(t *testing.T) {
 		{"bad date", func(d map[string]any) { invoice(d)["issue_date"] = "01/03/2022" }},
 		{"bad date-time", func(d map[string]any) { invoice(d)["paid_at"] = "yesterday" }},
 		{"raw ref sequence zero", func(d map[string]any) { invoice(d)["raw_ref"].(map[string]any)["sequence"] = 0 }},
+		{"February 30th", func(d map[string]any) { invoice(d)["due_date"] = "2026-02-30" }},
+		{"month 13", func(d map[string]any) { invoice(d)["issue_date"] = "2026-13-01" }},
+		{"NUL in the memo", func(d map[string]any) { invoice(d)["memo"] = "a\x00b" }},
+		{"NUL in a line name", func(d map[string]any) { invoice(d)["lines"].([]any)[0].(map[string]any)["name"] = "\x00" }},
+		{"escape in the seller's name", func(d map[string]any) { invoice(d)["seller"] = map[string]any{"name": "a\x1bb"} }},
+		{"line feed in the id", func(d map[string]any) { invoice(d)["id"] = "qonto:acme:a\nb" }},
+		{"carriage return in the number", func(d map[string]any) { invoice(d)["number"] = "F-1\r" }},
+		{"tab in the provider event id", func(d map[string]any) { d["event"].(map[string]any)["provider_event_id"] = "a\tb" }},
+		{"id of 256 characters", func(d map[string]any) { invoice(d)["id"] = strings.Repeat("x", 256) }},
+		{"memo of 65537 characters", func(d map[string]any) { invoice(d)["memo"] = strings.Repeat("<", 65537) }},
+		{"empty remote id", func(d map[string]any) { invoice(d)["remote_id"] = "" }},
+		{"C1 control (NEL) in the memo", func(d map[string]any) { invoice(d)["memo"] = "a\u0085b" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,6 +114,76 @@ func TestSchemaRejects(t *testing.T) {
 			raw, _ := json.Marshal(doc)
 			if err := Validate(raw); err == nil {
 				t.Fatalf("schema accepted %s", raw)
+			}
+		})
+	}
+}
+
+// TestSchemaAccepts: what the text rules allow, at their bounds.
+func TestSchemaAccepts(t *testing.T) {
+	base, err := os.ReadFile("testdata/events/qonto-paid.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(doc map[string]any)
+	}{
+		{"February 29th of a leap year", func(d map[string]any) { invoice(d)["due_date"] = "2028-02-29" }},
+		{"tab, line feed and carriage return in the memo", func(d map[string]any) { invoice(d)["memo"] = "a\tb\r\nc" }},
+		{"memo of 65536 characters", func(d map[string]any) { invoice(d)["memo"] = strings.Repeat("<", 65536) }},
+		{"id of 255 bytes", func(d map[string]any) { invoice(d)["id"] = strings.Repeat("x", 255) }},
+		{"non-ASCII id", func(d map[string]any) { invoice(d)["id"] = "qonto:acme:facture-été n°1" }},
+		{"empty number", func(d map[string]any) { invoice(d)["number"] = "" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var doc map[string]any
+			if err := json.Unmarshal(base, &doc); err != nil {
+				t.Fatal(err)
+			}
+			tt.mutate(doc)
+			raw, _ := json.Marshal(doc)
+			if err := Validate(raw); err != nil {
+				t.Fatalf("schema refused it: %v", err)
+			}
+			var d EventData
+			if err := json.Unmarshal(raw, &d); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Check(); err != nil {
+				t.Fatalf("Check refused it: %v", err)
+			}
+		})
+	}
+}
+
+// TestCheckBoundsIdentifiersInBytes: the schema counts characters, Check
+// bytes.
+func TestCheckBoundsIdentifiersInBytes(t *testing.T) {
+	tests := map[string]struct {
+		id   string
+		want bool
+	}{
+		"255 bytes":                 {strings.Repeat("x", 255), true},
+		"256 bytes":                 {strings.Repeat("x", 256), false},
+		"128 two-byte characters":   {strings.Repeat("é", 128), false},
+		"127 two-byte characters":   {strings.Repeat("é", 127), true},
+		"4200 bytes":                {strings.Repeat("r", 4200), false},
+		"invalid UTF-8":             {"a\xffb", false},
+		"DEL":                       {"a\x7fb", false},
+		"C1 control (NEL)":          {"a\u0085b", false},
+		"empty":                     {"", false},
+		"spaces and punctuation ok": {" a.b*c>d ", true},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := CheckIdentifier("invoice.id", tt.id)
+			if (err == nil) != tt.want {
+				t.Fatalf("CheckIdentifier = %v, want ok %v", err, tt.want)
+			}
+			if err != nil && !errors.Is(err, ErrIdentifier) {
+				t.Fatalf("error %v is not ErrIdentifier", err)
 			}
 		})
 	}
