@@ -14,6 +14,8 @@
 package subject
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -39,12 +41,17 @@ const (
 // stay as they are; every other byte (including '.', '*', '>', whitespace and
 // '%' itself) becomes %XX with upper-case hex, the way URLs escape. The empty
 // string becomes a lone "%", which no escape produces, so a token is never
-// empty and Token is injective: distinct inputs give distinct tokens.
+// empty. A value whose escape would pass MaxTokenBytes becomes "%%" and the
+// hex SHA-256 of its bytes (66 bytes), which no escape produces either: so
+// no value, however long, makes a subject the server refuses (its whole
+// protocol line is bounded by max_control_line, 4096 bytes by default, and
+// the server closes the connection of a client that passes it), and Token
+// stays injective: distinct inputs give distinct tokens.
 func Token(s string) string {
 	if s == "" {
 		return "%"
 	}
-	if isPlain(s) {
+	if isPlain(s) && len(s) <= MaxTokenBytes {
 		return s
 	}
 	var b strings.Builder
@@ -52,11 +59,24 @@ func Token(s string) string {
 		c := s[i]
 		if plainByte(c) {
 			b.WriteByte(c)
-			continue
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
 		}
-		fmt.Fprintf(&b, "%%%02X", c)
+		if b.Len() > MaxTokenBytes {
+			return hashed(s)
+		}
 	}
 	return b.String()
+}
+
+// MaxTokenBytes is the longest token Token writes as an escape; a longer
+// one is hashed.
+const MaxTokenBytes = 256
+
+// hashed is the token of a value too long to escape.
+func hashed(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "%%" + hex.EncodeToString(sum[:])
 }
 
 func isPlain(s string) bool {

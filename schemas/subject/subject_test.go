@@ -60,5 +60,39 @@ func FuzzToken(f *testing.F) {
 		if a != b && ta == tb {
 			t.Fatalf("Token is not injective: %q and %q both give %q", a, b, ta)
 		}
+		if len(ta) > MaxTokenBytes {
+			t.Fatalf("Token(%q) is %d bytes, over %d", a, len(ta), MaxTokenBytes)
+		}
 	})
+}
+
+// TestLongTokensAreHashed: a value whose escape would pass MaxTokenBytes
+// (a 4,200-byte invoice id) gives a bounded token, distinct from every
+// escape and from its neighbours'.
+func TestLongTokensAreHashed(t *testing.T) {
+	long := strings.Repeat("r", 4200)
+	tests := []struct {
+		name, in string
+		hashed   bool
+	}{
+		{"256 plain bytes", strings.Repeat("a", 256), false},
+		{"257 plain bytes", strings.Repeat("a", 257), true},
+		{"85 escaped bytes (255)", strings.Repeat(".", 85), false},
+		{"86 escaped bytes (258)", strings.Repeat(".", 86), true},
+		{"4200 bytes", long, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Token(tt.in)
+			if strings.HasPrefix(got, "%%") != tt.hashed || len(got) > MaxTokenBytes {
+				t.Fatalf("Token = %q (%d bytes), want hashed %v", got, len(got), tt.hashed)
+			}
+		})
+	}
+	if Token(long) == Token(long+"r") {
+		t.Fatal("two long values share a token")
+	}
+	if subj := Ledger("sink", "http_crm", long); len(subj) > 512 {
+		t.Fatalf("ledger subject of a 4200-byte invoice id is %d bytes", len(subj))
+	}
 }
