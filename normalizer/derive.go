@@ -135,6 +135,8 @@ func merged(a, b map[string]json.RawMessage) map[string]struct{} {
 	return keys
 }
 
-// ErrSchemaViolation classes a canonical event the schema refuses: a bug
-// in a mapper, dead-lettered so the stream flows on.
+// ErrSchemaViolation classes a canonical event the schema refuses: text
+// the contract does not allow (a NUL, February 30th, a memo over its
+// bound) or a bug in a mapper, dead-lettered with the schema's reason so
+// that the stream flows on and every sink receives the same events.
 var ErrSchemaViolation = errors.New("schema_violation")

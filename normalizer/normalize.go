@@ -31,10 +31,15 @@ import (
 // ErrUnknownProvider is returned for a raw event of a provider with no mapper.
 var ErrUnknownProvider = errors.New("unknown_provider")
 
+// ErrInvalidIdentifier classes a raw event whose id, or whose invoice's
+// id, cannot be carried in a key, a subject or a header (see
+// schemas.CheckIdentifier).
+var ErrInvalidIdentifier = errors.New("invalid_identifier")
+
 // Class returns the error class of a normalization error, for dead letters
 // and metrics.
 func Class(err error) string {
-	for _, c := range []error{ErrUnknownProvider, ErrSchemaViolation} {
+	for _, c := range []error{ErrUnknownProvider, ErrInvalidIdentifier, ErrSchemaViolation} {
 		if errors.Is(err, c) {
 			return c.Error()
 		}

@@ -138,11 +138,30 @@ func (n *Normalizer) prepare(d *consume.Delivery) *prepared {
 		return &prepared{err: consume.PermanentClass("not_cloudevent", err)}
 	}
 	p := &prepared{raw: raw, provider: ce.StringExtension(raw, ce.ExtProvider)}
-	if p.res, err = mapRaw(raw, d.Header, schemas.RawRef{Stream: d.Stream, Sequence: d.Sequence}, n.opts); err != nil {
-		p.err = consume.PermanentClass(Class(err), fmt.Errorf("raw event %s: %w", raw.ID(), err))
+	if p.res, err = mapRaw(raw, d.Header, schemas.RawRef{Stream: d.Stream, Sequence: d.Sequence}, n.opts); err == nil {
+		err = checkKeys(raw.ID(), p.res)
+	}
+	if err != nil {
+		p.err = consume.PermanentClass(Class(err), fmt.Errorf("raw event %.80q: %w", raw.ID(), err))
 	}
 	d.Prepared = p
 	return p
+}
+
+// checkKeys refuses, before any request to JetStream is built from them,
+// the ids that become keys, subjects and headers: the invoice's (its state
+// key, its ledger subject, its events' subject and partition key) and the
+// raw event's (its events' ids). A 4,200-byte id made a protocol line the
+// server refused, closing the connection.
+func checkKeys(rawID string, res mapper.Result) error {
+	if res.Action == mapper.ActionSkip {
+		return nil
+	}
+	err := errors.Join(schemas.CheckIdentifier("raw event id", rawID), schemas.CheckIdentifier("invoice.id", res.Invoice.ID))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidIdentifier, err)
+	}
+	return nil
 }
 
 // key orders raw events by invoice: the adapter handles one invoice's raw

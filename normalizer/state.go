@@ -2,7 +2,9 @@ package normalizer
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -154,10 +156,20 @@ func openStateStore(ctx context.Context, js jetstream.JetStream, replicas int) (
 }
 
 // stateKey is the KV key of an invoice id: base64url keeps any id within
-// the key alphabet.
+// the key alphabet. An id of more than maxKeyedID bytes (prepare refuses
+// them first) becomes "=" and the hex SHA-256 of its bytes, which base64url
+// never writes: no id makes a key the server refuses.
 func stateKey(invoiceID string) string {
+	if len(invoiceID) > maxKeyedID {
+		sum := sha256.Sum256([]byte(invoiceID))
+		return "=" + hex.EncodeToString(sum[:])
+	}
 	return base64.RawURLEncoding.EncodeToString([]byte(invoiceID))
 }
+
+// maxKeyedID is the longest invoice id whose state key is its base64url
+// (384 bytes: 512 characters).
+const maxKeyedID = 384
 
 // load returns the state and its revision; (nil, 0) when there is none.
 func (s *stateStore) load(ctx context.Context, key string) (*State, uint64, error) {

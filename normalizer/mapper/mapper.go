@@ -28,11 +28,14 @@ var (
 	// INVOICE, a Mercoa invoice.*...) that the provider does not document.
 	ErrUnknownEventType = errors.New("unknown_event_type")
 	ErrUnmappable       = errors.New("unmappable")
+	// ErrTooPrecise is a settled amount with more decimals than its
+	// currency's minor unit (see settled).
+	ErrTooPrecise = errors.New("amount_too_precise")
 )
 
 // Class returns the error class of err ("malformed_json"...), or "internal".
 func Class(err error) string {
-	for _, c := range []error{ErrMalformedJSON, ErrUnknownEventType, ErrUnmappable} {
+	for _, c := range []error{ErrMalformedJSON, ErrUnknownEventType, ErrTooPrecise, ErrUnmappable} {
 		if errors.Is(err, c) {
 			return c.Error()
 		}

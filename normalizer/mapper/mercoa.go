@@ -212,7 +212,7 @@ func (m *mercoaInvoice) canonical(in Input) (schemas.Invoice, error) {
 	var nets []decimal.Decimal
 	for i, li := range m.LineItems {
 		field := func(name string) string { return fmt.Sprintf("lineItems[%d].%s", i, name) }
-		net, err1 := amountIn(li.Amount, li.Currency, cur, field("amount"))
+		net, err1 := settledIn(li.Amount, li.Currency, cur, field("amount"))
 		qty, err2 := amount(li.Quantity, field("quantity"))
 		unit, err3 := amount(li.UnitPrice, field("unitPrice"))
 		linePeriod, err4 := periodOf(li.ServiceStart, li.ServiceEnd)
@@ -245,7 +245,9 @@ func (m *mercoaInvoice) canonical(in Input) (schemas.Invoice, error) {
 	if st == schemas.StatusPaid {
 		t.Paid = total
 	}
-	inv.Totals = t.render(cur)
+	if inv.Totals, err = t.render(cur); err != nil {
+		return schemas.Invoice{}, err
+	}
 	return inv, nil
 }
 

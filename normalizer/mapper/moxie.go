@@ -206,7 +206,9 @@ func (m *moxieInvoice) canonical(in Input) (schemas.Invoice, error) {
 	if err := problems.err(); err != nil {
 		return schemas.Invoice{}, err
 	}
-	inv.Totals = t.render(cur)
+	if inv.Totals, err = t.render(cur); err != nil {
+		return schemas.Invoice{}, err
+	}
 	inv.IsOverdue = overdue(inv.Status, inv.DueDate, in.Time)
 	return inv, nil
 }
@@ -214,17 +216,17 @@ func (m *moxieInvoice) canonical(in Input) (schemas.Invoice, error) {
 // latestPayment returns the newest settled payment; a PaymentReceived
 // without one is unmappable.
 func (m *moxieInvoice) latestPayment(cur string) (*schemas.Payment, error) {
-	var settled []moxiePayment
+	var done []moxiePayment
 	for _, p := range m.Payments {
 		if !p.Pending && !p.IsFailedPayment {
-			settled = append(settled, p)
+			done = append(done, p)
 		}
 	}
-	if len(settled) == 0 {
+	if len(done) == 0 {
 		return nil, unmappable("PaymentReceived without a settled payment")
 	}
-	sort.SliceStable(settled, func(i, j int) bool { return settled[i].Timestamp < settled[j].Timestamp })
-	p := settled[len(settled)-1]
+	sort.SliceStable(done, func(i, j int) bool { return done[i].Timestamp < done[j].Timestamp })
+	p := done[len(done)-1]
 	c, err := currency(firstNonEmpty(p.Currency, cur), "payments.currency")
 	if err != nil {
 		return nil, err
@@ -233,6 +235,9 @@ func (m *moxieInvoice) latestPayment(cur string) (*schemas.Payment, error) {
 		return nil, unmappable("payment currency %s differs from the invoice's %s", c.Code, cur)
 	}
 	amt, err := amount(p.Amount, "payments.amount")
+	if err == nil {
+		amt, err = settled(amt, c, "payments.amount")
+	}
 	if err != nil {
 		return nil, err
 	}

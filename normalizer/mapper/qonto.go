@@ -176,6 +176,14 @@ func (a *qontoAmount) value(cur money.Currency, field string) (decimal.Decimal, 
 	return amountIn(a.Value, a.Currency, cur, field)
 }
 
+// settled is value held to the currency's minor unit (see settled).
+func (a *qontoAmount) settled(cur money.Currency, field string) (decimal.Decimal, error) {
+	if a == nil {
+		return decimal.Zero, nil
+	}
+	return settledIn(a.Value, a.Currency, cur, field)
+}
+
 func (q *qontoInvoice) canonical(in Input, occurred time.Time) (schemas.Invoice, error) {
 	cur, err := currency(q.Currency, "currency")
 	if err != nil {
@@ -212,7 +220,9 @@ func (q *qontoInvoice) canonical(in Input, occurred time.Time) (schemas.Invoice,
 	inv.Lines = lines
 	t, err := q.totals(cur, linesNet)
 	problems.add(err)
-	inv.Totals = t.render(cur)
+	if inv.Totals, err = t.render(cur); err != nil {
+		return schemas.Invoice{}, err
+	}
 	inv.TaxBreakdown = rates.breakdown(t.LinesNet.Sub(t.Discount), t.Tax, cur)
 	if err := problems.err(); err != nil {
 		return schemas.Invoice{}, err
@@ -287,25 +297,25 @@ func (it qontoItem) canonical(cur money.Currency, period *schemas.Period, at str
 	}
 	var lineDiscount decimal.Decimal
 	if it.Discount != nil {
-		if lineDiscount, err = it.Discount.Amount.value(cur, field("discount.amount")); err != nil {
+		if lineDiscount, err = it.Discount.Amount.settled(cur, field("discount.amount")); err != nil {
 			return
 		}
 	}
 	net = qty.Mul(unit).Sub(lineDiscount)
 	if it.Subtotal != nil {
-		if net, err = it.Subtotal.value(cur, field("subtotal")); err != nil {
+		if net, err = it.Subtotal.settled(cur, field("subtotal")); err != nil {
 			return
 		}
 	}
 	if rate, err = amount(it.VATRate, field("vat_rate")); err != nil {
 		return
 	}
-	if vat, err = it.TotalVAT.value(cur, field("total_vat")); err != nil {
+	if vat, err = it.TotalVAT.settled(cur, field("total_vat")); err != nil {
 		return
 	}
 	totalAmount := net.Add(vat)
 	if it.TotalAmount != nil {
-		if totalAmount, err = it.TotalAmount.value(cur, field("total_amount")); err != nil {
+		if totalAmount, err = it.TotalAmount.settled(cur, field("total_amount")); err != nil {
 			return
 		}
 	}

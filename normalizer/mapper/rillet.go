@@ -199,6 +199,14 @@ func (a *rilletAmount) value(cur money.Currency, field string) (decimal.Decimal,
 	return amountIn(a.Amount, a.Currency, cur, field)
 }
 
+// settled is value held to the currency's minor unit (see settled).
+func (a *rilletAmount) settled(cur money.Currency, field string) (decimal.Decimal, error) {
+	if a == nil {
+		return decimal.Zero, nil
+	}
+	return settledIn(a.Amount, a.Currency, cur, field)
+}
+
 func (d *rilletDocument) currency() (money.Currency, error) {
 	for _, a := range []*rilletAmount{d.Total, d.NetAmount, d.AmountDue} {
 		if a != nil && a.Currency != "" {
@@ -247,7 +255,9 @@ func (d *rilletDocument) canonical(in Input, docType schemas.DocumentType) (sche
 	if err := problems.err(); err != nil {
 		return schemas.Invoice{}, err
 	}
-	inv.Totals = t.render(cur)
+	if inv.Totals, err = t.render(cur); err != nil {
+		return schemas.Invoice{}, err
+	}
 	inv.Status = d.status(docType, t)
 	if inv.Status == schemas.StatusVoid {
 		inv.VoidReason = "credited"
@@ -275,13 +285,15 @@ func (d *rilletDocument) lines(cur money.Currency) (lines []schemas.Line, nets, 
 		field := func(name string) string { return fmt.Sprintf("items[%d].%s", i, name) }
 		var problems errs
 		get := func(a *rilletAmount, name string) decimal.Decimal {
-			v, err := a.value(cur, field(name))
+			v, err := a.settled(cur, field(name))
 			problems.add(err)
 			return v
 		}
 		qty, err := amount(it.Quantity, field("quantity"))
 		problems.add(err)
-		rate, discount := get(it.GrossRate, "gross_rate"), get(it.TotalDiscount, "total_discount")
+		rate, err := it.GrossRate.value(cur, field("gross_rate")) // a unit price: its decimals kept
+		problems.add(err)
+		discount := get(it.TotalDiscount, "total_discount")
 		tax, total := get(it.TaxedAmount, "taxed_amount"), get(it.TotalAmount, "total_amount")
 		net := qty.Mul(rate).Sub(discount)
 		if it.NetAmount != nil {

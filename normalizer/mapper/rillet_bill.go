@@ -147,7 +147,9 @@ func (b *rilletBill) canonical(in Input) (schemas.Invoice, error) {
 	case "CREDITED":
 		t.Credited = t.Total
 	}
-	inv.Totals = t.render(cur)
+	if inv.Totals, err = t.render(cur); err != nil {
+		return schemas.Invoice{}, err
+	}
 	inv.TaxBreakdown = rates.breakdown(t.LinesNet, t.Tax, cur)
 	inv.IsOverdue = overdue(inv.Status, inv.DueDate, in.Time)
 	return inv, nil
@@ -157,13 +159,13 @@ func (b *rilletBill) canonical(in Input) (schemas.Invoice, error) {
 // without tax_rate). An INCLUSIVE amount holds its tax, an EXCLUSIVE one
 // does not.
 func (it rilletBillItem) canonical(cur money.Currency, at string) (line schemas.Line, net, tax decimal.Decimal, rate *decimal.Decimal, err error) {
-	amt, err := it.Amount.value(cur, at+".amount")
+	amt, err := it.Amount.settled(cur, at+".amount")
 	if err != nil {
 		return
 	}
 	net = amt
 	if tr := it.TaxRate; tr != nil {
-		if tax, err = tr.TaxAmount.value(cur, at+".tax_rate.tax_amount"); err != nil {
+		if tax, err = tr.TaxAmount.settled(cur, at+".tax_rate.tax_amount"); err != nil {
 			return
 		}
 		pct, perr := amount(tr.Percentage, at+".tax_rate.percentage")

@@ -96,7 +96,23 @@ type totalsInput struct {
 	Net, Due                                       *decimal.Decimal
 }
 
-func (t totalsInput) render(cur money.Currency) schemas.Totals {
+// render writes the totals at the currency's minor unit. What the
+// provider states, or derives by adding and subtracting what it states
+// (all but LinesNet, which may sum computed line nets), must already be
+// at that scale: it is refused, never rounded (see settled).
+func (t totalsInput) render(cur money.Currency) (schemas.Totals, error) {
+	stated := []struct {
+		field string
+		value *decimal.Decimal
+	}{{"discount", &t.Discount}, {"tax", &t.Tax}, {"total", &t.Total}, {"paid", &t.Paid}, {"credited", &t.Credited}, {"net", t.Net}, {"due", t.Due}}
+	for _, s := range stated {
+		if s.value == nil {
+			continue
+		}
+		if _, err := settled(*s.value, cur, "totals."+s.field); err != nil {
+			return schemas.Totals{}, err
+		}
+	}
 	net := t.LinesNet.Sub(t.Discount)
 	if t.Net != nil {
 		net = *t.Net
@@ -109,7 +125,30 @@ func (t totalsInput) render(cur money.Currency) schemas.Totals {
 		LinesNet: money.Total(t.LinesNet, cur), Discount: money.Total(t.Discount, cur),
 		Net: money.Total(net, cur), Tax: money.Total(t.Tax, cur), Total: money.Total(t.Total, cur),
 		Paid: money.Total(t.Paid, cur), Credited: money.Total(t.Credited, cur), Due: money.Total(due, cur),
+	}, nil
+}
+
+// settled holds an amount the provider states as settled in the currency
+// (a total, a tax, a line's net or total, a payment) to the currency's
+// minor unit: "1440.001" EUR is refused with ErrTooPrecise, never rounded
+// to 1440.00, for every provider alike. Amounts computed here (a line's
+// quantity × unit price) are rounded half-even by money.Total, as EN
+// 16931 rounds line nets; unit prices, quantities and rates keep their
+// decimals.
+func settled(d decimal.Decimal, cur money.Currency, field string) (decimal.Decimal, error) {
+	if !d.Equal(d.Truncate(cur.MinorUnits)) {
+		return decimal.Decimal{}, fmt.Errorf("%w: %s %s has more decimals than %s's %d", ErrTooPrecise, field, d.String(), cur.Code, cur.MinorUnits)
 	}
+	return d, nil
+}
+
+// settledIn is amountIn held to the currency's minor unit (settled).
+func settledIn(raw jsontext.Value, code string, cur money.Currency, field string) (decimal.Decimal, error) {
+	d, err := amountIn(raw, code, cur, field)
+	if err != nil {
+		return decimal.Decimal{}, err
+	}
+	return settled(d, cur, field)
 }
 
 // ptr returns a pointer to an amount, for optional line fields.
