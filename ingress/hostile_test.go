@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -314,4 +315,58 @@ func TestHostileSequences(t *testing.T) {
 	until(503)
 	held.Close()
 	until(200)
+}
+
+// TestIdentifiersThatCannotBeCarriedAreRefusedBeforeStored: a correctly
+// signed webhook whose event id (or type) is over 255 bytes or holds a
+// control character is answered 4xx with the reason, and nothing is
+// stored: the id would become the dedup id and a header of the raw event.
+func TestIdentifiersThatCannotBeCarriedAreRefusedBeforeStored(t *testing.T) {
+	bySource := map[string]hostileSource{}
+	var sources []Source
+	for _, h := range hostileSources() {
+		bySource[h.src.ID] = h
+		sources = append(sources, h.src)
+	}
+	f := newFixture(t, Options{}, sources...)
+	long := strings.Repeat("m", 4200)
+	qontoBody := func(id string) []byte {
+		return []byte(`{"id":"` + id + `","subscription_id":"s-1","organization_id":"o-1","membership_id":"m-1","type":"v1/client-invoices","created_at":"2024-03-04T15:59:00Z","data":{"id":"inv-1"}}`)
+	}
+	tests := []struct {
+		name, source, id, typ string
+		body                  []byte
+	}{
+		{"Standard Webhooks webhook-id of 4,200 bytes", "sw", long, "", nil},
+		{"Standard Webhooks webhook-id of 256 bytes", "sw", strings.Repeat("m", 256), "", nil},
+		{"Standard Webhooks webhook-id with a tab", "sw", "msg\t1", "", nil},
+		{"Rillet X-Rillet-Id of 4,200 bytes", "r", long, "INVOICE.CREATED", nil},
+		{"Rillet X-Rillet-Event of 300 bytes", "r", "evt-r", "INVOICE." + strings.Repeat("E", 300), nil},
+		{"Qonto envelope id of 4,200 bytes", "q", "", "", qontoBody(long)},
+		{"Qonto envelope id with a line feed", "q", "", "", qontoBody(`evt\n1`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := bySource[tt.source]
+			body := h.body
+			if tt.body != nil {
+				body = tt.body
+			}
+			if tt.id != "" || tt.typ != "" {
+				h.msg = func(b []byte, at time.Time) provider.Message {
+					return provider.Message{Body: b, At: at, ID: tt.id, Type: tt.typ}
+				}
+			}
+			resp := f.post(t, "/webhooks/"+h.src.Provider+"/"+h.src.ID, h.sign(body, testNow, ""), body)
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			// Standard Webhooks' verifier bounds the id it signs over first.
+			if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(answer), "Id") && !strings.Contains(string(answer), "id") && !strings.Contains(string(answer), "Event") {
+				t.Fatalf("status %d %s, want 400 or 401 naming the id", resp.StatusCode, answer)
+			}
+		})
+	}
+	if n := jstest.Count(t, f.js, subject.WebhooksStream); n != 0 {
+		t.Fatalf("WEBHOOKS holds %d messages", n)
+	}
 }

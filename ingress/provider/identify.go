@@ -7,9 +7,10 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/invoicehub/invoicehub/schemas"
 )
 
 // eventTypeSyntax keeps a provider's event type safe inside a CloudEvent
@@ -141,10 +142,11 @@ func bodyTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-// checkID refuses an event id that cannot serve as a dedup id.
+// checkID refuses an event id that cannot serve as a dedup id and a
+// header: the canonical schema's rule for identifiers.
 func checkID(id string) error {
-	if len(id) > 200 || strings.ContainsFunc(id, unicode.IsControl) {
-		return malformed("event id too long or not printable")
+	if err := schemas.CheckReference("event id", id); err != nil {
+		return malformed("%v", err)
 	}
 	return nil
 }
