@@ -26,6 +26,7 @@ type consumer struct {
 	log     *slog.Logger
 
 	slots   chan struct{}      // one per handler running
+	alone   sync.RWMutex       // held for writing by an attempt that runs alone (poison.go)
 	tokens  chan struct{}      // one per delivery held (MaxPending)
 	stop    <-chan struct{}    // closed at shutdown: stopped.Done()
 	stopped context.Context    // ends at shutdown, for reads that must not hold it up

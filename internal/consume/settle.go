@@ -40,6 +40,14 @@ var errStopping = errors.New("consume: shutting down")
 // in place. It reports back when shutdown gave d back instead, and after
 // how long it is redelivered.
 func (c *consumer) process(d *Delivery) (back bool, after time.Duration) {
+	if s := c.strikesOf(d); s.n >= 2 {
+		o := Outcome{Result: ResultDeadLettered, Class: ClassConnectionClosed, Err: errPoison(s), Attempt: d.Attempt}
+		if c.deadLetter(d, o) {
+			c.cfg.Observer.Observe(d, o)
+			return false, 0
+		}
+		return true, 0
+	}
 	for {
 		started := time.Now()
 		err := c.attempt(d)
@@ -79,6 +87,14 @@ func (c *consumer) attempt(d *Delivery) (err error) {
 		return errStopping
 	}
 	defer func() { <-c.slots }()
+	if c.strikesOf(d).n > 0 { // alone: a second close is its own doing
+		c.alone.Lock()
+		defer c.alone.Unlock()
+	} else {
+		c.alone.RLock()
+		defer c.alone.RUnlock()
+	}
+	defer func() { c.strikeIfClosed(d, err) }()
 	ctx, cancel := context.WithTimeout(c.hard, c.cfg.AttemptTimeout)
 	defer cancel()
 	if c.conn != nil {
@@ -169,6 +185,7 @@ func (c *consumer) ack(d *Delivery) {
 			break
 		}
 	}
+	c.clearStrikes(d)
 	c.forget(d, true)
 }
 
@@ -205,6 +222,7 @@ func (c *consumer) deadLetter(d *Delivery, o Outcome) bool {
 	if err := d.msg.Term(); err != nil {
 		c.log.Warn("term failed", "seq", d.Sequence, "err", err)
 	}
+	c.clearStrikes(d)
 	c.forget(d, true)
 	return true
 }

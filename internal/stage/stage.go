@@ -318,11 +318,12 @@ func Registry() *prometheus.Registry {
 }
 
 // Main runs a stage's run function with a context that ends on SIGINT or
-// SIGTERM, and exits with its code. Every binary's main is this one line.
+// SIGTERM, again while it returns CodeReconnect (Rerun), and exits with
+// its code. Every binary's main is this one line.
 func Main(run func(ctx context.Context, getenv Env, stderr io.Writer) int) {
 	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Getenv, os.Stderr)
+	code := Rerun(ctx, os.Stderr, func() int { return run(ctx, os.Getenv, os.Stderr) })
 	stop()
 	os.Exit(code)
 }
