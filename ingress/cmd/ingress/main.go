@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/invoicehub/invoicehub/ingress"
 	"github.com/invoicehub/invoicehub/internal/stage"
@@ -28,6 +29,8 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		return 1
 	}
 	defer stage.Drain(nc, stage.DrainTimeout)
+	ctx, stopWatch := stage.WatchClosed(ctx, nc)
+	defer stopWatch()
 	reg := stage.Registry()
 	cfg.Options.Registerer = reg
 	srv, err := ingress.New(nc, js, cfg.Sources, cfg.Options, log)
@@ -40,17 +43,16 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		log.Error("start", "err", err)
 		return 1
 	}
-	go func() {
+	var metrics sync.WaitGroup
+	defer metrics.Wait() // its port is free before a rerun
+	metrics.Go(func() {
 		if err := cfg.Stage.ServeMetrics(ctx, reg, srv.Ready, log); err != nil {
 			log.Error("metrics", "err", err)
 		}
-	}()
+	})
 	log.Info("ingress started", "sources", len(cfg.Sources))
 	// Shutdown: new requests are refused, requests in flight finish with
 	// their PubAck, then the connection drains.
-	if err := stage.Serve(ctx, ln, srv.Handler(), cfg.Stage.ShutdownGrace, log); err != nil {
-		log.Error("serve", "err", err)
-		return 1
-	}
-	return 0
+	err = stage.Serve(ctx, ln, srv.Handler(), cfg.Stage.ShutdownGrace, log)
+	return stage.ExitCode(ctx, err, log)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/invoicehub/invoicehub/internal/observe"
 	"github.com/invoicehub/invoicehub/internal/stage"
@@ -29,6 +30,8 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		return 1
 	}
 	defer stage.Drain(nc, stage.DrainTimeout)
+	ctx, stopWatch := stage.WatchClosed(ctx, nc)
+	defer stopWatch()
 	reg := stage.Registry()
 	obs, err := observe.New(nc, js, reg, 1, log)
 	if err != nil {
@@ -41,17 +44,15 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		log.Error("start", "err", err)
 		return 1
 	}
-	go func() {
+	var metrics sync.WaitGroup
+	defer metrics.Wait() // its port is free before a rerun
+	metrics.Go(func() {
 		if err := cfg.Stage.ServeMetrics(ctx, reg, obs.Ready, log); err != nil {
 			log.Error("metrics", "err", err)
 		}
-	}()
+	})
 	log.Info("normalizer started")
 	err = n.Run(ctx, cfg) // returns after draining deliveries in flight
 	obs.Finish()
-	if err != nil {
-		log.Error("run", "err", err)
-		return 1
-	}
-	return 0
+	return stage.ExitCode(ctx, err, log)
 }

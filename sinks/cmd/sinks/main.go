@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/observe"
@@ -33,26 +34,26 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		return 1
 	}
 	defer stage.Drain(nc, stage.DrainTimeout)
+	ctx, stopWatch := stage.WatchClosed(ctx, nc)
+	defer stopWatch()
 	reg := stage.Registry()
 	obs, err := observe.New(nc, js, reg, len(cfg.Specs)+len(cfg.Notify), log)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
-	go func() {
+	var metrics sync.WaitGroup
+	defer metrics.Wait() // its port is free before a rerun
+	metrics.Go(func() {
 		if err := cfg.Stage.ServeMetrics(ctx, reg, obs.Ready, log); err != nil {
 			log.Error("metrics", "err", err)
 		}
-	}()
+	})
 	deps := sinks.Deps{Log: log, Metrics: reg, Secrets: cfg.Stage.Secrets, Hooks: obs.Hooks}
 	// The sinks and the notifiers run until ctx ends, or until either fails.
 	err = consume.RunAll(ctx,
 		func(ctx context.Context) error { return sinks.Serve(ctx, js, cfg.Specs, builtin.Registry(), deps) },
 		func(ctx context.Context) error { return notify.Serve(ctx, js, cfg.Notify, deps) })
 	obs.Finish()
-	if err != nil {
-		log.Error("run", "err", err)
-		return 1
-	}
-	return 0
+	return stage.ExitCode(ctx, err, log)
 }

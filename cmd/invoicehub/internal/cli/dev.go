@@ -67,13 +67,33 @@ func runDev(ctx context.Context, args []string, env Env) error {
 	}
 	log := logger(env)
 	defer stage.Tracing(ctx, "dev", env.Getenv, log)()
+	var err error
+	stage.Rerun(ctx, env.Stderr, func() int {
+		if err = runDevOnce(ctx, cfg, env, log); errors.Is(err, stage.ErrClosedByServer) {
+			log.Error("the NATS server closed the pipeline's connection: starting it again", "err", err)
+			return stage.CodeReconnect
+		}
+		return 0
+	})
+	return err
+}
+
+// runDevOnce runs the pipeline until ctx ends, a stage dies, or the server
+// closes the pipeline's connection (ErrClosedByServer: runDev starts it
+// again, the store and the sink files kept).
+func runDevOnce(ctx context.Context, cfg devConfig, env Env, log *slog.Logger) error {
 	d, err := startDev(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	d.printBanner(env)
+	watched, stopWatch := stage.WatchClosed(ctx, d.nc)
+	defer stopWatch()
 	select {
-	case <-ctx.Done():
+	case <-watched.Done():
+		if stage.ClosedByServer(watched) {
+			return errors.Join(context.Cause(watched), d.shutdown())
+		}
 		fmt.Fprintln(env.Stdout, "\nshutting down: finishing work in flight...")
 		return d.shutdown()
 	case err := <-d.errs: // a stage died: stop everything, loudly
