@@ -13,7 +13,6 @@
 package normalizer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -164,7 +163,7 @@ func (s *State) announced() ([]Canonical, error) {
 		}
 		datas = append(datas, data)
 	}
-	invoice, err := json.Marshal(s.Invoice)
+	invoice, err := schemas.EncodeJSON(s.Invoice)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSchemaViolation, err)
 	}

@@ -67,15 +67,15 @@ type stateRest struct {
 	LegacyRawID string        `json:"raw_id,omitempty"`
 }
 
-// encode is json.Marshal(s), the invoice's JSON put in as announced
-// encoded it, if it did (TestStateEncodesAsJSONMarshal): one encoding of
+// encode is schemas.EncodeJSON(s), the invoice's JSON put in as announced
+// encoded it, if it did (TestStateEncodesAsEncodeJSON): one encoding of
 // the invoice per change instead of three (the events, the state with
 // its announcement, the state cleared).
 func (s *State) encode() ([]byte, error) {
 	if s.invoiceJSON == nil {
-		return json.Marshal(s)
+		return schemas.EncodeJSON(s)
 	}
-	rest, err := json.Marshal(stateRest{s.Sequence, s.Deleted, s.Applied, s.Pending, s.LegacyRawID})
+	rest, err := schemas.EncodeJSON(stateRest{s.Sequence, s.Deleted, s.Applied, s.Pending, s.LegacyRawID})
 	if err != nil {
 		return nil, err
 	}

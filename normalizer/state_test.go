@@ -2,16 +2,17 @@ package normalizer
 
 import (
 	"bytes"
-	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/invoicehub/invoicehub/schemas"
 )
 
-// TestStateEncodesAsJSONMarshal: a state whose invoice announced encoded
-// is written with those bytes, as json.Marshal writes it, through a story
+// TestStateEncodesAsEncodeJSON: a state whose invoice announced encoded
+// is written with those bytes, as schemas.EncodeJSON writes it, through a story
 // of changes (with and without announcement, applied ids, deletion,
 // the legacy raw id).
-func TestStateEncodesAsJSONMarshal(t *testing.T) {
+func TestStateEncodesAsEncodeJSON(t *testing.T) {
 	var states []*State
 	for _, story := range [][]string{
 		{"testdata/raw/qonto/created-draft.json", "testdata/raw/qonto/updated-paid.json"},
@@ -32,7 +33,7 @@ func TestStateEncodesAsJSONMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := json.Marshal(s)
+		want, err := schemas.EncodeJSON(s)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -69,7 +69,7 @@ func validate(which int, data []byte) error {
 // Marshal encodes d as JSON and validates it against the schema and Check,
 // so nothing that breaks the contract is ever published.
 func Marshal(d EventData) ([]byte, error) {
-	data, err := json.Marshal(d)
+	data, err := EncodeJSON(d)
 	if err != nil {
 		return nil, fmt.Errorf("schemas: marshal: %w", err)
 	}
@@ -138,4 +138,20 @@ func decodeValue(dec *jsontext.Decoder) (any, error) {
 		return tok.Bool(), nil
 	}
 	return nil, nil // null
+}
+
+// EncodeJSON is json.Marshal without HTML escaping: '<', '>' and '&' stay
+// one byte each instead of six ("\u003c"), so a text of them does not
+// grow sixfold on its way to a canonical event (the size budget,
+// docs/ARCHITECTURE.md). Every canonical event, and the normalizer's
+// state, is encoded with it. (U+2028 and U+2029 are still escaped: three
+// bytes become six.)
+func EncodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -369,3 +369,15 @@ func BenchmarkDecodeJSON(b *testing.B) {
 		})
 	}
 }
+
+// TestEncodeJSONKeepsHTMLCharacters: a memo of '<' grows by its quotes
+// only, not sixfold.
+func TestEncodeJSONKeepsHTMLCharacters(t *testing.T) {
+	got, err := EncodeJSON(map[string]string{"memo": "<a & b>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != `{"memo":"<a & b>"}` {
+		t.Fatalf("got %s", got)
+	}
+}

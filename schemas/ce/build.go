@@ -203,7 +203,7 @@ func NewCanonical(d schemas.EventData, rawID string, version int64, traceparent 
 // checks of one of them, the one with a payment if any, cover them all:
 // the set is validated once instead of once per kind, and the invoice,
 // most of each event's data, is encoded once for all of them. invoice is
-// that encoding, json.Marshal(ds[0].Invoice), when the caller has it
+// that encoding, schemas.EncodeJSON(ds[0].Invoice), when the caller has it
 // already (the normalizer keeps it for the invoice's state); nil, it is
 // encoded here.
 func CanonicalMsgs(ds []schemas.EventData, invoice []byte, rawID string, version int64, traceparent string) ([]*nats.Msg, error) {
@@ -212,7 +212,7 @@ func CanonicalMsgs(ds []schemas.EventData, invoice []byte, rawID string, version
 	}
 	if invoice == nil {
 		var err error
-		if invoice, err = json.Marshal(ds[0].Invoice); err != nil {
+		if invoice, err = schemas.EncodeJSON(ds[0].Invoice); err != nil {
 			return nil, fmt.Errorf("ce: canonical data: %w", err)
 		}
 	}
@@ -310,7 +310,7 @@ func encodeWithInvoice(d schemas.EventData, invoice []byte, heads *headCache) ([
 	data = append(append(data, head[:len(head)-1]...), `,"invoice":`...)
 	data = append(data, invoice...)
 	if d.Payment != nil {
-		payment, err := json.Marshal(d.Payment)
+		payment, err := schemas.EncodeJSON(d.Payment)
 		if err != nil {
 			return nil, fmt.Errorf("ce: canonical data: %w", err)
 		}
@@ -345,7 +345,7 @@ func (c *headCache) head(d schemas.EventData) ([]byte, error) {
 		}
 		return slices.Concat(c.enc[:c.kindFrom], kind, c.enc[c.kindTo:]), nil
 	}
-	enc, err := json.Marshal(h)
+	enc, err := schemas.EncodeJSON(h)
 	if err != nil || c.enc != nil {
 		return enc, err
 	}

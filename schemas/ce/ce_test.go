@@ -550,7 +550,7 @@ func FuzzCanonicalMsgs(f *testing.F) {
 
 // TestSetEncodesAsEventData: the set's events, their invoice encoded once
 // (here or by the caller) and their heads once where only the kind
-// differs, carry the bytes json.Marshal gives each EventData; so do
+// differs, carry the bytes schemas.EncodeJSON gives each EventData; so do
 // events whose information differs otherwise.
 func TestSetEncodesAsEventData(t *testing.T) {
 	d := paidEvent(t)
@@ -567,14 +567,14 @@ func TestSetEncodesAsEventData(t *testing.T) {
 	odd[1].Event.ChangedFields = []string{"status", "<due_date>"}
 	odd[2].Event.OccurredAt = odd[2].Event.OccurredAt.In(time.FixedZone("", 3600))
 	odd[3].SchemaVersion = "1\u0026"
-	invoice, err := json.Marshal(d.Invoice)
+	invoice, err := schemas.EncodeJSON(d.Invoice)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameAs := func(t *testing.T, ds []schemas.EventData, data func(i int) []byte) {
 		t.Helper()
 		for i, d := range ds {
-			want, err := json.Marshal(d)
+			want, err := schemas.EncodeJSON(d)
 			if err != nil {
 				t.Fatal(err)
 			}
