@@ -6,9 +6,12 @@ replace github.com/invoicehub/invoicehub/schemas => ../schemas
 
 replace github.com/invoicehub/invoicehub/internal => ../internal
 
+replace github.com/invoicehub/invoicehub/normalizer => ../normalizer
+
 require (
 	github.com/go-json-experiment/json v0.0.0-20260820222146-c27c302e5fc3
 	github.com/invoicehub/invoicehub/internal v0.0.0
+	github.com/invoicehub/invoicehub/normalizer v0.0.0
 	github.com/invoicehub/invoicehub/schemas v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0

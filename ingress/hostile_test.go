@@ -370,3 +370,36 @@ func TestIdentifiersThatCannotBeCarriedAreRefusedBeforeStored(t *testing.T) {
 		t.Fatalf("WEBHOOKS holds %d messages", n)
 	}
 }
+
+// TestAWebhookWhoseInvoiceCannotBePublishedIsRefused: the size budget. A
+// signed Qonto webhook well within max_body, whose canonical invoice would
+// not fit what max_payload leaves (its items grow by their canonical
+// fields), is refused with 413 and the sizes, before it is stored; the
+// same webhook with few items is stored.
+func TestAWebhookWhoseInvoiceCannotBePublishedIsRefused(t *testing.T) {
+	q := hostileSources()[0]
+	q.src.MaxBody = 0 // the largest that fits
+	f := newFixture(t, Options{MaxPayload: 64 << 10}, q.src)
+	item := `{"title":"x","quantity":"1","unit_price":{"value":"1.00","currency":"EUR"},"vat_rate":"0","total_vat":{"value":"0.00","currency":"EUR"}}`
+	body := func(id string, items int) []byte {
+		return []byte(`{"id":"` + id + `","subscription_id":"s-1","organization_id":"o-1","membership_id":"m-1","type":"v1/client-invoices","created_at":"2024-03-04T15:59:00Z","data":{"id":"inv-1","status":"unpaid","currency":"EUR","items":[` +
+			strings.TrimSuffix(strings.Repeat(item+",", items), ",") + `]}}`)
+	}
+	big := body("evt-big", 400)
+	if len(big) > 60<<10 {
+		t.Fatalf("the body (%d bytes) is not within max_body", len(big))
+	}
+	resp := f.post(t, "/webhooks/qonto/q", q.sign(big, testNow, ""), big)
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(answer), "canonical invoice would be") {
+		t.Fatalf("a %d-byte body: status %d %s, want 413 with the sizes", len(big), resp.StatusCode, answer)
+	}
+	small := body("evt-small", 3)
+	if resp := f.post(t, "/webhooks/qonto/q", q.sign(small, testNow, ""), small); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a webhook that fits: status %d", resp.StatusCode)
+	}
+	if n := jstest.Count(t, f.js, subject.WebhooksStream); n != 1 {
+		t.Fatalf("WEBHOOKS holds %d messages, want 1", n)
+	}
+}

@@ -46,6 +46,7 @@ import (
 	"github.com/invoicehub/invoicehub/ingress/provider"
 	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/tracing"
+	"github.com/invoicehub/invoicehub/normalizer"
 	"github.com/invoicehub/invoicehub/schemas/ce"
 	"github.com/invoicehub/invoicehub/schemas/subject"
 )
@@ -88,6 +89,9 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
+	// maxInvoice is the largest canonical invoice JSON that fits the
+	// server's max_payload (normalizer.MaxInvoiceJSON).
+	maxInvoice int64
 }
 
 // source is a configured source and its bounds.
@@ -109,7 +113,8 @@ func New(nc *nats.Conn, js jetstream.JetStream, sources []Source, opts Options, 
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{js: js, nc: nc, sources: map[string]*source{}, opts: opts, log: log.With("component", "ingress"), metrics: m}
+	s := &Server{js: js, nc: nc, sources: map[string]*source{}, opts: opts, log: log.With("component", "ingress"), metrics: m,
+		maxInvoice: normalizer.MaxInvoiceJSON(opts.MaxPayload)}
 	fits := opts.MaxPayload - HeaderRoom
 	var errs []error
 	for _, src := range sources {
@@ -302,11 +307,14 @@ func (s *Server) accept(r *http.Request, w http.ResponseWriter, src *source) (ou
 	if err != nil {
 		return outcome{http.StatusBadRequest, "malformed", err.Error()}, nil
 	}
-	msg, id, err := s.rawMessage(r.Context(), p, src.Source, req, evidence, identity)
+	msg, raw, err := s.rawMessage(r.Context(), p, src.Source, req, evidence, identity)
 	if err != nil {
 		return outcome{http.StatusBadRequest, "malformed", err.Error()}, nil
 	}
-	return s.publish(r.Context(), msg, id)
+	if o, ok := s.fits(raw, msg); !ok {
+		return o, nil
+	}
+	return s.publish(r.Context(), msg, raw.ID)
 }
 
 // publish stores the raw event: 200 once JetStream acknowledged it; 503
@@ -343,9 +351,27 @@ func (s *Server) publish(ctx context.Context, msg *nats.Msg, id string) (outcome
 	return outcome{http.StatusOK, label, ""}, &stored{Status: label, ID: id}
 }
 
+// fits maps the raw event as the normalizer will, unless its body is too
+// small to outgrow the budget (normalizer.MaxGrowth), and refuses it
+// (413) if its canonical invoice would pass normalizer.MaxInvoiceJSON:
+// stored, it could never be published (the size budget,
+// docs/ARCHITECTURE.md). An event that does not map is stored: the
+// normalizer dead-letters it with its reason.
+func (s *Server) fits(raw ce.Raw, msg *nats.Msg) (outcome, bool) {
+	if int64(len(raw.Body))*normalizer.MaxGrowth <= s.maxInvoice {
+		return outcome{}, true // too small to outgrow it
+	}
+	n, err := normalizer.InvoiceSize(raw, msg.Header)
+	if err != nil || int64(n) <= s.maxInvoice {
+		return outcome{}, true
+	}
+	return outcome{http.StatusRequestEntityTooLarge, "too_large",
+		fmt.Sprintf("its canonical invoice would be %d bytes, over the %d that NATS max_payload %d leaves", n, s.maxInvoice, s.opts.MaxPayload)}, false
+}
+
 // rawMessage builds the raw CloudEvent message for a verified webhook and
-// returns it with the event id.
-func (s *Server) rawMessage(ctx context.Context, p provider.Provider, src Source, req provider.Request, ev provider.Evidence, id provider.Identity) (*nats.Msg, string, error) {
+// returns it with the raw event it carries.
+func (s *Server) rawMessage(ctx context.Context, p provider.Provider, src Source, req provider.Request, ev provider.Evidence, id provider.Identity) (*nats.Msg, ce.Raw, error) {
 	if id.ID == "" {
 		id.ID = ContentID(p.Name, src.ID, id.Type, req.Body)
 	}
@@ -353,13 +379,14 @@ func (s *Server) rawMessage(ctx context.Context, p provider.Provider, src Source
 	if at.IsZero() {
 		at = req.Received
 	}
-	msg, err := ce.RawMsg(subject.Webhook(p.Name, src.ID), ce.Raw{
+	raw := ce.Raw{
 		Provider: p.Name, Source: src.ID, Type: id.Type, ID: id.ID, Time: at, Body: req.Body,
 		ContentType: mediaType(req.Header.Get("Content-Type")), VerifiedKey: ev.KeyIndex, ClockSkew: ev.ClockSkew(req.Received),
 		Traceparent: tracing.Traceparent(ctx),
-	})
+	}
+	msg, err := ce.RawMsg(subject.Webhook(p.Name, src.ID), raw)
 	if err != nil {
-		return nil, "", err
+		return nil, ce.Raw{}, err
 	}
 	msg.Header.Set(jetstream.MsgIDHeader, DedupID(p.Name, src.ID, id.ID))
 	for _, h := range p.Headers {
@@ -367,7 +394,7 @@ func (s *Server) rawMessage(ctx context.Context, p provider.Provider, src Source
 			msg.Header.Set(ce.ProviderHeaderPrefix+strings.ToLower(h), v)
 		}
 	}
-	return msg, id.ID, nil
+	return msg, raw, nil
 }
 
 // encodedSize is what msg counts against max_payload: its body and its
