@@ -1,8 +1,12 @@
 package sqlsink
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -17,9 +21,11 @@ import (
 
 // dialect is what differs between PostgreSQL and SQLite.
 type dialect struct {
-	name           string
-	open           func(dsn string) (*sql.DB, error)
-	lockMigrations string
+	name string
+	open func(ctx context.Context, dsn string) (*sql.DB, error)
+	// lockMigrations makes sinks starting at once on one database take
+	// turns: it is taken on conn before any DDL, and unlock releases it.
+	lockMigrations func(ctx context.Context, conn *sql.Conn) (unlock func(context.Context), err error)
 	numbered       bool // $1 placeholders instead of ?
 	native         bool // native BOOLEAN, TIMESTAMPTZ and JSONB
 	permanent      func(error) bool
@@ -28,9 +34,8 @@ type dialect struct {
 var dialects = map[string]dialect{
 	"postgres": {
 		name: "postgres", numbered: true, native: true,
-		open: func(dsn string) (*sql.DB, error) { return sql.Open("pgx", dsn) },
-		// One replica migrates at a time; the lock ends with the transaction.
-		lockMigrations: `SELECT pg_advisory_xact_lock(7424150386)`,
+		open:           func(_ context.Context, dsn string) (*sql.DB, error) { return sql.Open("pgx", dsn) },
+		lockMigrations: pgLockMigrations,
 		permanent: func(err error) bool {
 			var pg *pgconn.PgError
 			if !errors.As(err, &pg) {
@@ -44,13 +49,12 @@ var dialects = map[string]dialect{
 	},
 	"sqlite": {
 		name: "sqlite",
-		open: func(dsn string) (*sql.DB, error) {
-			db, err := sql.Open("sqlite", sqliteDSN(dsn))
-			if err != nil {
-				return nil, err
-			}
-			db.SetMaxOpenConns(1) // one writer: no SQLITE_BUSY between our own connections
-			return db, nil
+		open: sqliteOpen,
+		// Every transaction begins IMMEDIATE (sqliteDSN): it takes the write
+		// lock first, waiting for it up to the busy timeout, so migrations
+		// of processes starting at once take turns without a lock of ours.
+		lockMigrations: func(context.Context, *sql.Conn) (func(context.Context), error) {
+			return func(context.Context) {}, nil
 		},
 		permanent: func(err error) bool {
 			var e *sqlite.Error
@@ -66,20 +70,128 @@ var dialects = map[string]dialect{
 	},
 }
 
-// sqliteDSN adds the pragmas the sink needs: a busy timeout, WAL, and
-// foreign keys, unless the DSN sets them.
-func sqliteDSN(dsn string) string {
-	if strings.Contains(dsn, "_pragma") {
-		return dsn
+// migrationLockKey is the PostgreSQL advisory lock migrations hold.
+const migrationLockKey = 7424150386
+
+// pgLockMigrations takes a session advisory lock on conn, waiting while
+// another sink migrates. A session lock, unlike a transaction's, covers
+// creating the migrations table and every migration after it.
+func pgLockMigrations(ctx context.Context, conn *sql.Conn) (func(context.Context), error) {
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		return nil, err
 	}
+	return func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		var released bool
+		err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey).Scan(&released)
+		if err != nil || !released {
+			// The lock lives as long as the session: close the connection
+			// instead of returning it to the pool still holding the lock.
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}, nil
+}
+
+// sqliteOpen opens a pool of one connection (one writer: no SQLITE_BUSY
+// between our own connections) and makes that connection.
+func sqliteOpen(ctx context.Context, dsn string) (*sql.DB, error) {
+	dsn, err := sqliteDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	if err := sqliteConnect(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// sqliteConnectTimeout bounds sqliteConnect's retries.
+const sqliteConnectTimeout = 10 * time.Second
+
+// sqliteConnect makes db's first connection, retrying while SQLite answers
+// SQLITE_BUSY. Turning a new file to WAL (the DSN's journal_mode) needs an
+// exclusive lock that SQLite does not wait for, busy timeout or not: of two
+// processes creating the file at once, one would fail. Once the file is in
+// WAL, connecting needs no such lock.
+func sqliteConnect(ctx context.Context, db *sql.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, sqliteConnectTimeout)
+	defer cancel()
+	wait := time.Millisecond
+	for {
+		err := db.PingContext(ctx)
+		var e *sqlite.Error
+		if !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// sqliteDefaults are the settings the sink needs, added to a DSN that
+// does not set them: each key, and the PRAGMA a _pragma value may set it
+// with instead ("" for none).
+var sqliteDefaults = []struct{ key, pragma, value string }{
+	{"_busy_timeout", "busy_timeout", "10000"}, // wait for the write lock instead of failing
+	{"_journal_mode", "journal_mode", "WAL"},
+	{"_synchronous", "synchronous", "FULL"},
+	{"_txlock", "", "immediate"}, // take the write lock at BEGIN: see lockMigrations
+}
+
+// sqliteDSN adds the settings of sqliteDefaults the DSN does not set. It
+// refuses a _txlock other than immediate: a deferred transaction that
+// reads and then writes fails with SQLITE_BUSY, busy timeout or not.
+func sqliteDSN(dsn string) (string, error) {
 	if !strings.HasPrefix(dsn, "file:") {
 		dsn = "file:" + dsn
+	}
+	_, query, _ := strings.Cut(dsn, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", fmt.Errorf("sqlite dsn: %w", err)
+	}
+	if v := q.Get("_txlock"); v != "" && !strings.EqualFold(v, "immediate") {
+		return "", fmt.Errorf("sqlite dsn: _txlock=%s: want immediate", v)
 	}
 	sep := "?"
 	if strings.Contains(dsn, "?") {
 		sep = "&"
 	}
-	return dsn + sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	for _, d := range sqliteDefaults {
+		if !sqliteSets(q, d.key, d.pragma) {
+			dsn += sep + d.key + "=" + d.value
+			sep = "&"
+		}
+	}
+	return dsn, nil
+}
+
+// sqliteSets reports whether q sets key, or the PRAGMA pragma through a
+// _pragma value.
+func sqliteSets(q url.Values, key, pragma string) bool {
+	if q.Has(key) {
+		return true
+	}
+	if pragma == "" {
+		return false
+	}
+	for _, v := range q["_pragma"] {
+		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), pragma) {
+			return true
+		}
+	}
+	return false
 }
 
 // rebind turns ? placeholders into $1, $2... for PostgreSQL.

@@ -9,7 +9,8 @@
 //     regresses it.
 //
 // Both happen in one transaction. Migrations are embedded and applied at
-// start. Options: see Options.
+// start; sinks starting at once take turns (a PostgreSQL advisory lock,
+// SQLite's write lock taken at BEGIN IMMEDIATE). Options: see Options.
 //
 // Errors: data and constraint errors are permanent (dead-lettered); a lost
 // connection, a lock or a timeout is retried.
@@ -87,7 +88,7 @@ func Open(ctx context.Context, driver, dsn string) (*Sink, error) {
 	if dsn == "" {
 		return nil, errors.New("sqlsink: dsn is required")
 	}
-	db, err := d.open(dsn)
+	db, err := d.open(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlsink: open %s: %w", driver, err)
 	}
@@ -99,56 +100,101 @@ func Open(ctx context.Context, driver, dsn string) (*Sink, error) {
 	return s, nil
 }
 
+// createMigrationsTable records the migrations applied.
+const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`
+
 // migrate applies the dialect's migrations not applied yet, in order, each
-// in its own transaction.
+// in its own transaction, on one connection holding the dialect's
+// migration lock from before the first DDL (the migrations table's) to
+// the end: sinks starting at once on a fresh database take turns.
 func (s *Sink) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+	files, err := migrationFiles(s.d.name)
+	if err != nil {
+		return err
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlsink: migrate: %w", err)
+	}
+	defer conn.Close()
+	unlock, err := s.d.lockMigrations(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("sqlsink: migration lock: %w", err)
+	}
+	defer unlock(ctx)
+	if err := inTx(ctx, conn, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, createMigrationsTable)
+		return err
+	}); err != nil {
 		return fmt.Errorf("sqlsink: migrations table: %w", err)
 	}
-	files, err := fs.Glob(migrations, "migrations/"+s.d.name+"/*.sql")
-	if err != nil {
-		return fmt.Errorf("sqlsink: migrations: %w", err)
-	}
-	sort.Strings(files)
 	for _, f := range files {
-		version, err := strconv.Atoi(strings.SplitN(f[strings.LastIndex(f, "/")+1:], "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("sqlsink: migration %s: name must start with its version", f)
-		}
-		if err := s.applyMigration(ctx, f, version); err != nil {
+		if err := s.applyMigration(ctx, conn, f); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Sink) applyMigration(ctx context.Context, file string, version int) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+// migration is one embedded migration file.
+type migration struct {
+	file    string
+	version int
+}
+
+// migrationFiles lists dialect's embedded migrations in version order.
+func migrationFiles(dialect string) ([]migration, error) {
+	files, err := fs.Glob(migrations, "migrations/"+dialect+"/*.sql")
 	if err != nil {
-		return fmt.Errorf("sqlsink: migrate: %w", err)
+		return nil, fmt.Errorf("sqlsink: migrations: %w", err)
+	}
+	sort.Strings(files)
+	ms := make([]migration, 0, len(files))
+	for _, f := range files {
+		version, err := strconv.Atoi(strings.SplitN(f[strings.LastIndex(f, "/")+1:], "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("sqlsink: migration %s: name must start with its version", f)
+		}
+		ms = append(ms, migration{file: f, version: version})
+	}
+	return ms, nil
+}
+
+// applyMigration applies m unless schema_migrations records it.
+func (s *Sink) applyMigration(ctx context.Context, conn *sql.Conn, m migration) error {
+	err := inTx(ctx, conn, func(tx *sql.Tx) error {
+		var applied int
+		if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT count(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&applied); err != nil {
+			return err
+		}
+		if applied > 0 {
+			return nil
+		}
+		body, err := migrations.ReadFile(m.file)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.d.rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), m.version, time.Now().UTC().Format(time.RFC3339))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlsink: migration %s: %w", m.file, err)
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction on conn and commits it if fn succeeds.
+func inTx(ctx context.Context, conn *sql.Conn, fn func(*sql.Tx) error) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
 	}
 	defer tx.Rollback()
-	if s.d.lockMigrations != "" { // other replicas wait while one migrates
-		if _, err := tx.ExecContext(ctx, s.d.lockMigrations); err != nil {
-			return fmt.Errorf("sqlsink: migration lock: %w", err)
-		}
-	}
-	var applied int
-	if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT count(*) FROM schema_migrations WHERE version = ?`), version).Scan(&applied); err != nil {
-		return fmt.Errorf("sqlsink: migrate: %w", err)
-	}
-	if applied > 0 {
-		return nil
-	}
-	body, err := migrations.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("sqlsink: migration %s: %w", file, err)
-	}
-	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-		return fmt.Errorf("sqlsink: migration %s: %w", file, err)
-	}
-	if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), version, time.Now().UTC().Format(time.RFC3339)); err != nil {
-		return fmt.Errorf("sqlsink: migration %s: %w", file, err)
+	if err := fn(tx); err != nil {
+		return err
 	}
 	return tx.Commit()
 }

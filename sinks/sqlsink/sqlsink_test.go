@@ -3,12 +3,15 @@ package sqlsink
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,10 +118,10 @@ func version(t testing.TB, inv string, v int, total string) sinks.Event {
 	return versionWith(t, inv, v, total, func(*schemas.EventData) {})
 }
 
-// badDate is an event with an issue date the schema's pattern allows and
-// PostgreSQL refuses.
+// badDate is an event with an issue date the schema allows (its date
+// format takes year 0000) and PostgreSQL refuses (it has no year 0).
 func badDate(t testing.TB) sinks.Event {
-	return versionWith(t, "bad-date", 1, "1.00", func(d *schemas.EventData) { d.Invoice.IssueDate = "2024-13-45" })
+	return versionWith(t, "bad-date", 1, "1.00", func(d *schemas.EventData) { d.Invoice.IssueDate = "0000-01-01" })
 }
 
 // versionWith is version with its data edited by edit.
@@ -272,6 +275,117 @@ func TestRedeliveriesThroughJetStream(t *testing.T) {
 			}
 			if jstest.Count(t, js, subject.DLQStream) != 0 {
 				t.Fatal("dead letters")
+			}
+		})
+	}
+}
+
+// TestConcurrentStartsOnAFreshDatabase: two sinks, each with its own
+// connection pool as two processes would have, start at the same instant
+// on a fresh database, ten times: both start, the migrations table holds
+// each version once, and both can write.
+func TestConcurrentStartsOnAFreshDatabase(t *testing.T) {
+	const runs = 10
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			for run := range runs {
+				t.Run(fmt.Sprintf("run-%02d", run), func(t *testing.T) {
+					driver, dsn := b.open(t)
+					opened := startTogether(t, driver, dsn, 2)
+					checkMigrations(t, opened[0])
+					for i, s := range opened {
+						if err := s.Deliver(t.Context(), version(t, fmt.Sprintf("inv-%d", i), 1, "1.00")); err != nil {
+							t.Fatalf("sink %d: deliver: %v", i, err)
+						}
+					}
+					var rows int
+					if err := opened[1].db.QueryRowContext(t.Context(), `SELECT count(*) FROM invoice_events`).Scan(&rows); err != nil || rows != len(opened) {
+						t.Fatalf("%d event rows (%v), want %d", rows, err, len(opened))
+					}
+				})
+			}
+		})
+	}
+}
+
+// startTogether opens n sinks on dsn at the same instant, each with its own
+// pool, and fails the test unless all of them start.
+func startTogether(t *testing.T, driver, dsn string, n int) []*Sink {
+	t.Helper()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	opened, errs := make([]*Sink, n), make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			opened[i], errs[i] = Open(t.Context(), driver, dsn)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, s := range opened {
+		if s != nil {
+			t.Cleanup(func() { s.Close(context.Background()) })
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent start: %v", err)
+	}
+	return opened
+}
+
+// checkMigrations fails the test unless every embedded migration of s's
+// dialect is recorded exactly once, and nothing else is.
+func checkMigrations(t *testing.T, s *Sink) {
+	t.Helper()
+	files, err := fs.Glob(migrations, "migrations/"+s.d.name+"/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("embedded migrations: %v %v", files, err)
+	}
+	rows, err := s.db.QueryContext(t.Context(), `SELECT version, count(*) FROM schema_migrations GROUP BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	recorded := 0
+	for rows.Next() {
+		var version, n int
+		if err := rows.Scan(&version, &n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("migration %d recorded %d times", version, n)
+		}
+		recorded++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if recorded != len(files) {
+		t.Fatalf("%d migrations recorded, want %d", recorded, len(files))
+	}
+}
+
+func TestSQLiteDSN(t *testing.T) {
+	const defaults = "_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_txlock=immediate"
+	tests := []struct {
+		name, dsn, want string
+		wantErr         bool
+	}{
+		{name: "path", dsn: "/data/invoices.db", want: "file:/data/invoices.db?" + defaults},
+		{name: "uri with a query", dsn: "file:/data/x.db?mode=rwc", want: "file:/data/x.db?mode=rwc&" + defaults},
+		{name: "own pragmas kept, missing ones added", dsn: "x.db?_pragma=busy_timeout(500)&_pragma=journal_mode(DELETE)",
+			want: "file:x.db?_pragma=busy_timeout(500)&_pragma=journal_mode(DELETE)&_synchronous=FULL&_txlock=immediate"},
+		{name: "own keys kept", dsn: "x.db?_busy_timeout=1&_synchronous=NORMAL&_txlock=IMMEDIATE",
+			want: "file:x.db?_busy_timeout=1&_synchronous=NORMAL&_txlock=IMMEDIATE&_journal_mode=WAL"},
+		{name: "deferred transactions refused", dsn: "x.db?_txlock=deferred", wantErr: true},
+		{name: "bad query", dsn: "x.db?_pragma=%zz", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := sqliteDSN(tt.dsn)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("sqliteDSN(%q) = %q, %v; want %q, error %v", tt.dsn, got, err, tt.want, tt.wantErr)
 			}
 		})
 	}
