@@ -14,9 +14,14 @@
 // consumer): each write holds an exclusive flock, reads what the others
 // appended since (their ids), and appends at the end. It keeps those ids
 // in memory (about 100 bytes each): rotate the file, with a new sink id,
-// when it grows into the millions of events. A torn last line (the
-// process died mid-write, before the ack) is cut off at open; that event is
-// redelivered and written whole.
+// when it grows into the millions of events.
+//
+// A last line without its newline (a write torn by a crash, before the
+// ack) is moved aside, never dropped: copied to a new sibling file
+// <path>.partial-<UTC time>-<random>, logged, and then cut from the file,
+// so the next line starts on a line of its own. Its event is redelivered
+// and written whole. The sink refuses a path that is a symbolic link or
+// not a regular file (ErrNotRegular).
 package file
 
 import (
@@ -28,9 +33,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/invoicehub/invoicehub/sinks"
 )
@@ -44,11 +52,18 @@ const (
 	SyncNever  SyncPolicy = "never"
 )
 
+// ErrNotRegular is returned by Open for a path that is a symbolic link or
+// not a regular file: the sink writes, and cuts torn lines from, only a
+// file of its own.
+var ErrNotRegular = errors.New("file: not a regular file")
+
 // Sink appends events to a JSON-lines file, or to standard output.
 type Sink struct {
 	mu     sync.Mutex
 	w      io.Writer
 	f      *os.File // nil for standard output: nothing to sync or cut back
+	path   string
+	log    *slog.Logger
 	policy SyncPolicy
 	seen   map[string]struct{}
 	size   int64 // bytes of whole lines; a failed write is cut back to it
@@ -84,28 +99,57 @@ func Factory(_ context.Context, b sinks.Build) (sinks.Sink, error) {
 	if err := b.Options.Decode(&o); err != nil {
 		return nil, fmt.Errorf("file: %w", err)
 	}
-	return Open(o.Path, cmp.Or(o.FSync, SyncAlways))
+	return Open(o.Path, cmp.Or(o.FSync, SyncAlways), b.Log)
 }
 
 // Open opens (or creates) the file at path for appending and loads the
-// event ids it already holds.
-func Open(path string, policy SyncPolicy) (*Sink, error) {
+// event ids it already holds; log (nil: none) hears of partial lines
+// moved aside. It returns ErrNotRegular for a symbolic link, a directory
+// or a device at path.
+func Open(path string, policy SyncPolicy, log *slog.Logger) (*Sink, error) {
 	if path == "" {
 		return nil, errors.New("file: option path is required")
 	}
 	if policy != SyncAlways && policy != SyncNever {
 		return nil, fmt.Errorf("file: fsync %q: want always or never", policy)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := openRegular(path)
 	if err != nil {
-		return nil, fmt.Errorf("file: open: %w", err)
+		return nil, err
 	}
-	s := &Sink{w: f, f: f, policy: policy, seen: map[string]struct{}{}}
+	log = cmp.Or(log, slog.New(slog.DiscardHandler))
+	s := &Sink{w: f, f: f, path: path, log: log, policy: policy, seen: map[string]struct{}{}}
 	if err := s.locked(s.catchUp); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("file: %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// openRegular opens (or creates) path for appending, refusing a symbolic
+// link (O_NOFOLLOW) and anything but a regular file.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
+	if errors.Is(err, syscall.ELOOP) {
+		if info, lerr := os.Lstat(path); lerr == nil && info.Mode()&os.ModeSymlink != 0 {
+			return nil, fmt.Errorf("file: open %s: a symbolic link, refused: %w", path, ErrNotRegular)
+		}
+	}
+	if errors.Is(err, syscall.EISDIR) {
+		return nil, fmt.Errorf("file: open %s: a directory: %w", path, ErrNotRegular)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file: open: %w", err)
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = fmt.Errorf("%s: %w", info.Mode().Type(), ErrNotRegular)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("file: open %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // locked runs fn holding the file's exclusive lock, shared with the other
@@ -119,8 +163,8 @@ func (s *Sink) locked(fn func() error) error {
 }
 
 // catchUp reads the ids of the lines appended since s.size (by this
-// process before, or by another), cutting a torn last line. The lock is
-// held.
+// process before, or by another), moving a torn last line aside. The lock
+// is held.
 func (s *Sink) catchUp() error {
 	info, err := s.f.Stat()
 	if err != nil {
@@ -138,11 +182,54 @@ func (s *Sink) catchUp() error {
 	}
 	s.size += size
 	if s.size < info.Size() {
-		if err := s.f.Truncate(s.size); err != nil {
-			return fmt.Errorf("cut torn line: %w", err)
-		}
+		return s.moveAside(info.Size() - s.size)
 	}
 	return nil
+}
+
+// moveAside copies the last n bytes, a line without its newline, to a new
+// sibling file, syncs it, and only then cuts them from the file. The lock
+// is held.
+func (s *Sink) moveAside(n int64) error {
+	name, err := s.copyTail(n)
+	if err != nil {
+		return fmt.Errorf("move partial line aside: %w", err)
+	}
+	if err := s.f.Truncate(s.size); err != nil {
+		return fmt.Errorf("cut partial line (kept in %s): %w", name, err)
+	}
+	s.log.Warn("file sink: moved a partial last line aside",
+		"path", s.path, "bytes", n, "offset", s.size, "moved_to", name)
+	return nil
+}
+
+// copyTail writes the last n bytes of the file to a new file beside it and
+// returns its name, synced along with its directory.
+func (s *Sink) copyTail(n int64) (string, error) {
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), filepath.Base(s.path)+".partial-"+stamp+"-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(tmp, io.NewSectionReader(s.f, s.size, n))
+	err = errors.Join(err, tmp.Sync(), tmp.Close())
+	if err == nil {
+		err = syncDir(filepath.Dir(tmp.Name()))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
+}
+
+// syncDir makes a new entry of dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
 
 // loadIDs adds every whole line's event id to seen and returns the bytes

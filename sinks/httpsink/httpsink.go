@@ -10,8 +10,8 @@
 // cannot smuggle one in).
 //
 // Answers: 2xx delivered; 408, 429, 5xx and network errors are retried,
-// honouring Retry-After; 410 and other 4xx are permanent (dead-lettered at
-// once, class http_<status>).
+// honouring Retry-After (seconds or a date, capped at 24h); 410 and other
+// 4xx are permanent (dead-lettered at once, class http_<status>).
 package httpsink
 
 import (
@@ -246,18 +246,38 @@ func redactError(err error) error {
 	return err
 }
 
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
+// maxRetryAfter caps the wait a Retry-After asks for: a longer one, a
+// date further ahead, or a number of seconds too large for a Duration, is
+// read as maxRetryAfter. The consumer caps the hint again
+// (consume.Backoff.MaxRetryAfter, 1h by default).
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter reads a Retry-After header (RFC 9110, section 10.2.3): a
+// number of seconds, digits only, or an HTTP date, capped at
+// maxRetryAfter; a date in the past is 0. Anything else (a sign, a
+// fraction, garbage) is no hint: false.
 func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0, false
 	}
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
+	if strings.Trim(v, "0123456789") == "" {
+		return retryAfterSeconds(v), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
+		return min(max(t.Sub(now), 0), maxRetryAfter), true // Sub saturates: no overflow
 	}
 	return 0, false
+}
+
+// retryAfterSeconds reads digits as seconds, capped at maxRetryAfter
+// before they are multiplied into a Duration, so they cannot overflow.
+func retryAfterSeconds(digits string) time.Duration {
+	n, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil || n > uint64(maxRetryAfter/time.Second) { // err: digits beyond uint64
+		return maxRetryAfter
+	}
+	return time.Duration(n) * time.Second
 }
 
 // Close releases idle connections; later calls do nothing.

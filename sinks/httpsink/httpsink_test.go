@@ -126,6 +126,8 @@ func TestAnswers(t *testing.T) {
 		{500, "", false, "", 0},
 		{503, "2", false, "", 2 * time.Second},
 		{503, "Wed, 21 Oct 2099 07:28:00 GMT", false, "", -1},
+		{503, "9223372036854775807", false, "", maxRetryAfter},
+		{429, "99999999999999999999", false, "", maxRetryAfter},
 		{400, "", false, "http_400", 0},
 		{401, "", false, "http_401", 0},
 		{404, "", false, "http_404", 0},
@@ -305,5 +307,44 @@ func TestURLCredentialsNeverInErrors(t *testing.T) {
 	err = down.Deliver(t.Context(), sinktest.Event(t, "raw-redact-2", schemas.KindUpdated))
 	if err == nil || strings.Contains(err.Error(), "s3cr3t-token") || strings.Contains(err.Error(), "hunter2pass") {
 		t.Fatalf("transport error: %v", err)
+	}
+}
+
+// TestRetryAfter: a Retry-After hint is never negative nor wrapped around
+// by an overflow, and never longer than maxRetryAfter.
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		header string
+		want   time.Duration
+		wantOK bool
+	}{
+		{"seconds", "120", 2 * time.Minute, true},
+		{"zero", "0", 0, true},
+		{"spaces", " 7 ", 7 * time.Second, true},
+		{"just under the cap", "86399", maxRetryAfter - time.Second, true},
+		{"just over the cap", "86401", maxRetryAfter, true},
+		{"overflows a Duration to a short wait", "18446744074", maxRetryAfter, true},
+		{"max int64", "9223372036854775807", maxRetryAfter, true},
+		{"beyond uint64", "99999999999999999999", maxRetryAfter, true},
+		{"far beyond uint64", strings.Repeat("9", 40), maxRetryAfter, true},
+		{"date ahead", "Sun, 01 Jun 2025 12:01:30 GMT", 90 * time.Second, true},
+		{"date far ahead", "Fri, 31 Dec 9999 23:59:59 GMT", maxRetryAfter, true},
+		{"date in the past", "Sun, 06 Nov 1994 08:49:37 GMT", 0, true},
+		{"negative", "-5", 0, false},
+		{"negative huge", "-9223372036854775808", 0, false},
+		{"plus sign", "+5", 0, false},
+		{"fraction", "1.5", 0, false},
+		{"garbage", "soon", 0, false},
+		{"empty", "", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := retryAfter(tt.header, now)
+			if got != tt.want || ok != tt.wantOK {
+				t.Fatalf("retryAfter(%q) = %v, %v; want %v, %v", tt.header, got, ok, tt.want, tt.wantOK)
+			}
+		})
 	}
 }
