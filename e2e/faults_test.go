@@ -197,7 +197,7 @@ func waitDelivered(t *testing.T, p *pipeline, js jetstream.JetStream, recovered 
 	deadline := time.Now().Add(2 * time.Minute)
 	for !delivered() {
 		if time.Now().After(deadline) {
-			t.Errorf("not fully delivered two minutes after the fault (logs in %s)", p.dir)
+			t.Errorf("not fully delivered two minutes after the fault (logs kept in %s)", keepLogs(t, p))
 			return time.Since(recovered)
 		}
 		time.Sleep(20 * time.Millisecond) // polling the outputs
