@@ -34,6 +34,7 @@ var hostileCases = []struct {
 	// the text by the schema when the events are built.
 	{"Qonto id of 4,200 bytes", qontoMinimal, func(d map[string]any) { d["id"] = strings.Repeat("q", 4200) }, "invalid_identifier"},
 	{"Qonto id with a line feed", qontoMinimal, func(d map[string]any) { d["id"] = "inv\n1" }, "invalid_identifier"},
+	{"Qonto id ending with a space", qontoMinimal, func(d map[string]any) { d["id"] = "inv-1 " }, "invalid_identifier"},
 	{"Qonto NUL in an item title", qontoMultiRate, func(d map[string]any) { d["items"].([]any)[0].(map[string]any)["title"] = "a\x00" }, "schema_violation"},
 	{"Qonto number with a tab", qontoMinimal, func(d map[string]any) { d["number"] = "F\t1" }, "schema_violation"},
 	{"Qonto due_date February 30th", qontoMinimal, func(d map[string]any) { d["due_date"] = "2026-02-30" }, "unmappable"},

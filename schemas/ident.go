@@ -22,12 +22,16 @@ const MaxIdentifierBytes = 255
 // ErrIdentifier is returned for a value that cannot be an identifier.
 var ErrIdentifier = errors.New("invalid identifier")
 
-// CheckIdentifier reports why s cannot be an identifier: empty, over
-// MaxIdentifierBytes, not UTF-8, or holding a control character (it would
-// not survive a header).
+// CheckIdentifier reports why s cannot be an identifier: empty, beginning
+// or ending with white space (a CloudEvent's subject is trimmed, and must
+// equal the invoice id), over MaxIdentifierBytes, not UTF-8, or holding a
+// control character (it would not survive a header).
 func CheckIdentifier(field, s string) error {
 	if s == "" {
 		return fmt.Errorf("%w: %s is empty", ErrIdentifier, field)
+	}
+	if strings.TrimSpace(s) != s {
+		return fmt.Errorf("%w: %s begins or ends with white space", ErrIdentifier, field)
 	}
 	return CheckReference(field, s)
 }

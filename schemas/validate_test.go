@@ -102,6 +102,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"id of 256 characters", func(d map[string]any) { invoice(d)["id"] = strings.Repeat("x", 256) }},
 		{"memo of 65537 characters", func(d map[string]any) { invoice(d)["memo"] = strings.Repeat("<", 65537) }},
 		{"empty remote id", func(d map[string]any) { invoice(d)["remote_id"] = "" }},
+		{"id ending with a space", func(d map[string]any) { invoice(d)["id"] = "qonto:acme:inv-1 " }},
 		{"C1 control (NEL) in the memo", func(d map[string]any) { invoice(d)["memo"] = "a\u0085b" }},
 	}
 	for _, tt := range tests {
@@ -174,7 +175,10 @@ func TestCheckBoundsIdentifiersInBytes(t *testing.T) {
 		"DEL":                       {"a\x7fb", false},
 		"C1 control (NEL)":          {"a\u0085b", false},
 		"empty":                     {"", false},
-		"spaces and punctuation ok": {" a.b*c>d ", true},
+		"spaces and punctuation ok": {"a b.c*d>e", true},
+		"leading space":             {" a", false},
+		"trailing space":            {"a ", false},
+		"trailing NBSP":             {"a\u00a0", false},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

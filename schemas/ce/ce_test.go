@@ -480,7 +480,7 @@ func BenchmarkNewCanonicalToMsg(b *testing.B) {
 // binding), event by event, on the golden events and on odd values.
 func TestCanonicalMsgsAreToMsgOfNewCanonical(t *testing.T) {
 	odd := paidEvent(t)
-	odd.Invoice.ID, odd.Invoice.Number, odd.Invoice.Provider, odd.Invoice.Source = " qonto:acme:inv 1 ", "F\u00a0-1 é", "qonto", "a b"
+	odd.Invoice.ID, odd.Invoice.Number, odd.Invoice.Provider, odd.Invoice.Source = "qonto:acme:inv 1", "F\u00a0-1 é", "qonto", "a b"
 	odd.Event.OccurredAt = time.Date(2024, 2, 29, 23, 59, 59, 123456789, time.FixedZone("", 3600))
 	sets := map[string][]schemas.EventData{"created, updated, sent": createdSet(t), "odd values": {odd}}
 	files, _ := filepath.Glob("../testdata/events/*.json")
@@ -526,6 +526,8 @@ func TestCanonicalMsgsAreToMsgOfNewCanonical(t *testing.T) {
 func FuzzCanonicalMsgs(f *testing.F) {
 	f.Add("qonto:acme:inv-1", "F-2024-001", "qonto", "acme", int64(1704110400), int64(1), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	f.Add(" ", "\x00", "a%zz", "", int64(0), int64(-1), "")
+	f.Add("qonto:acme:F-1\r\nX: 1", "F-1", "qonto", "acme", int64(1), int64(1), "")
+	f.Add("qonto:acme:F-1 ", "F-1", "qonto", "acme", int64(1), int64(1), "")
 	f.Fuzz(func(t *testing.T, id, number, prov, src string, unix, version int64, traceparent string) {
 		d := paidEvent(t)
 		d.Invoice.ID, d.Invoice.Number, d.Invoice.Provider, d.Invoice.Source = id, number, prov, src
@@ -544,6 +546,8 @@ func FuzzCanonicalMsgs(f *testing.F) {
 			t.Fatalf("CanonicalMsgs: %v; NewCanonical then ToMsg: %v", err, sdkErr)
 		case err == nil && (!maps.EqualFunc(got[0].Header, want.Header, slices.Equal) || got[0].Subject != want.Subject || !bytes.Equal(got[0].Data, want.Data)):
 			t.Fatalf("CanonicalMsgs\n %s %v\nToMsg(NewCanonical)\n %s %v", got[0].Subject, got[0].Header, want.Subject, want.Header)
+		case err == nil && (got[0].Header.Get(headerName("subject")) != id || got[0].Header.Get(headerName(ExtPartitionKey)) != id):
+			t.Fatalf("id %q: subject %q, partition key %q", id, got[0].Header.Get(headerName("subject")), got[0].Header.Get(headerName(ExtPartitionKey)))
 		}
 	})
 }
