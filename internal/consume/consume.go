@@ -16,7 +16,12 @@
 //   - pulls as the pinned client of a priority group, so one replica of a
 //     durable receives at a time and the others take over within AckWait
 //     when it stops;
-//   - on success, acks;
+//   - on success, acks, and starts the key's next delivery only once the
+//     server confirmed the ack (an ack lost with a killed process would
+//     bring an older message back after a newer one);
+//   - a message over which the server closed the connection twice (the
+//     second time handled alone) is dead-lettered without being handled
+//     again (poison.go);
 //   - on a transient error, retries in place after exponential backoff with
 //     full jitter, at least the Retry-After hint, holding the delivery (and its
 //     key's later deliveries) with InProgress meanwhile, so the order holds;
