@@ -229,6 +229,27 @@ func (d dialect) timestamp(t time.Time) any {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
+// date is a calendar date, "2006-01-02" or "" (NULL), as the dialect
+// stores it. PostgreSQL gets a time.Time, which pgx encodes as a day
+// number: its text input refuses year 0000, a date the schema's format:
+// date accepts (ISO 8601's year 0, 1 BC, which PostgreSQL keeps and
+// prints as "0001-01-01 BC"); pgx reads it back as year 0. A value that
+// is not a date is passed on as it is, for the database to refuse
+// (permanently).
+func (d dialect) date(s string) any {
+	if s == "" {
+		return nil
+	}
+	if !d.native {
+		return s
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return s
+	}
+	return t
+}
+
 func (d dialect) json(b []byte) any { return string(b) }
 
 // classify marks errors retrying cannot fix as permanent.

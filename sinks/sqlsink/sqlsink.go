@@ -246,7 +246,7 @@ func (s *Sink) Deliver(ctx context.Context, e sinks.Event) error {
 	_, err = tx.ExecContext(ctx, s.d.rebind(upsertInvoice), inv.ID, inv.Provider, inv.Source, inv.RemoteID, nullable(inv.Number),
 		string(inv.Direction), string(inv.DocumentType), string(inv.Status), inv.ProviderStatus, s.d.boolean(inv.IsOverdue),
 		s.d.boolean(data.Event.Kind == schemas.KindDeleted), inv.Currency, t.Total.String(), t.Paid.String(), t.Due.String(),
-		nullable(inv.IssueDate), nullable(inv.DueDate), e.Version, e.ID(), s.d.timestamp(data.Event.OccurredAt), s.d.json(invoice))
+		s.d.date(inv.IssueDate), s.d.date(inv.DueDate), e.Version, e.ID(), s.d.timestamp(data.Event.OccurredAt), s.d.json(invoice))
 	if err != nil {
 		return s.d.classify(fmt.Errorf("sqlsink: upsert invoice %s: %w", inv.ID, err))
 	}

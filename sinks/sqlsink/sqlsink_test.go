@@ -1,6 +1,7 @@
 package sqlsink
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -118,10 +119,18 @@ func version(t testing.TB, inv string, v int, total string) sinks.Event {
 	return versionWith(t, inv, v, total, func(*schemas.EventData) {})
 }
 
-// badDate is an event with an issue date the schema allows (its date
-// format takes year 0000) and PostgreSQL refuses (it has no year 0).
+// badDate is an event with an issue date PostgreSQL refuses: February
+// 30th. The schema refuses it too, so the normalizer never publishes it;
+// it is written into a valid event's data here, as a producer skipping
+// validation would.
 func badDate(t testing.TB) sinks.Event {
-	return versionWith(t, "bad-date", 1, "1.00", func(d *schemas.EventData) { d.Invoice.IssueDate = "0000-01-01" })
+	e := versionWith(t, "bad-date", 1, "1.00", func(d *schemas.EventData) { d.Invoice.IssueDate = "2026-02-01" })
+	valid, invalid := []byte(`"issue_date":"2026-02-01"`), []byte(`"issue_date":"2026-02-30"`)
+	if !bytes.Contains(e.CloudEvent.DataEncoded, valid) {
+		t.Fatalf("no issue date in %s", e.CloudEvent.DataEncoded)
+	}
+	e.CloudEvent.DataEncoded = bytes.Replace(e.CloudEvent.DataEncoded, valid, invalid, 1)
+	return e
 }
 
 // versionWith is version with its data edited by edit.
