@@ -75,6 +75,10 @@ func TestSchemaRejects(t *testing.T) {
 		{"money as JSON number", func(d map[string]any) { totals(d)["total"] = 108.0 }},
 		{"money with comma", func(d map[string]any) { totals(d)["total"] = "108,00" }},
 		{"money with exponent", func(d map[string]any) { totals(d)["total"] = "1.08e2" }},
+		{"money with 21 integer digits", func(d map[string]any) { totals(d)["total"] = "100000000000000000000.00" }},
+		{"unit price with 13 decimals", func(d map[string]any) {
+			invoice(d)["lines"].([]any)[0].(map[string]any)["unit_price"] = "1.0000000000001"
+		}},
 		{"payment amount as number", func(d map[string]any) {
 			d["payment"] = map[string]any{"amount": 5, "currency": "EUR"}
 		}},
