@@ -111,12 +111,7 @@ func TestSchemaRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var doc map[string]any
-			if err := json.Unmarshal(base, &doc); err != nil {
-				t.Fatal(err)
-			}
-			tt.mutate(doc)
-			raw, _ := json.Marshal(doc)
+			raw := mutated(t, base, tt.mutate)
 			if err := Validate(raw); err == nil {
 				t.Fatalf("schema accepted %s", raw)
 			}
@@ -143,12 +138,7 @@ func TestSchemaAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var doc map[string]any
-			if err := json.Unmarshal(base, &doc); err != nil {
-				t.Fatal(err)
-			}
-			tt.mutate(doc)
-			raw, _ := json.Marshal(doc)
+			raw := mutated(t, base, tt.mutate)
 			if err := Validate(raw); err != nil {
 				t.Fatalf("schema refused it: %v", err)
 			}
@@ -195,6 +185,21 @@ func TestCheckBoundsIdentifiersInBytes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mutated is the event base with mutate applied, encoded.
+func mutated(t *testing.T, base []byte, mutate func(doc map[string]any)) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(base, &doc); err != nil {
+		t.Fatal(err)
+	}
+	mutate(doc)
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 func invoice(d map[string]any) map[string]any { return d["invoice"].(map[string]any) }
@@ -285,12 +290,7 @@ func TestCheckRefusesAmountsOffScale(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var doc map[string]any
-			if err := json.Unmarshal(base, &doc); err != nil {
-				t.Fatal(err)
-			}
-			tt.mutate(doc)
-			raw, _ := json.Marshal(doc)
+			raw := mutated(t, base, tt.mutate)
 			if err := Validate(raw); err != nil {
 				t.Fatalf("the schema itself refuses it (%v): the test would not show Check", err)
 			}
