@@ -17,8 +17,9 @@
 //     durable receives at a time and the others take over within AckWait
 //     when it stops;
 //   - on success, acks, and starts the key's next delivery only once the
-//     server confirmed the ack (an ack lost with a killed process would
-//     bring an older message back after a newer one);
+//     server has read the ack (a flush of the connection: an ack lost with
+//     a killed process would bring an older message back after a newer
+//     one);
 //   - a message over which the server closed the connection twice (the
 //     second time handled alone) is dead-lettered without being handled
 //     again (poison.go);

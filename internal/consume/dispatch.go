@@ -50,6 +50,10 @@ type consumer struct {
 	lanes map[string]*lane
 	held  map[*Delivery]time.Time // every delivery held, and its last sign of life
 	order orderFence              // with Config.Key: what is pending beyond the lanes (order.go)
+	// unflushed holds when each key was last acked, within AckWait, unless
+	// the connection was flushed for it since: its next delivery flushes
+	// first (flushAcks).
+	unflushed map[string]time.Time
 }
 
 // lane holds one key's deliveries not yet started, in stream order. It
@@ -76,7 +80,7 @@ func newConsumer(js jetstream.JetStream, cfg Config, h Handler, log *slog.Logger
 		js: js, cfg: cfg, handler: h, log: log, stop: stopped.Done(), stopped: stopped, stopNow: stopNow,
 		slots: make(chan struct{}, cfg.Concurrency), tokens: make(chan struct{}, cfg.MaxPending),
 		hard: hard, cancel: cancel, jobs: make(chan func(), cfg.MaxPending), lanes: map[string]*lane{}, held: map[*Delivery]time.Time{},
-		order: newOrderFence(),
+		order: newOrderFence(), unflushed: map[string]time.Time{},
 	}
 }
 
@@ -311,6 +315,7 @@ func (c *consumer) runLane(key string, l *lane) {
 		}
 		l.queue = l.queue[1:]
 		c.mu.Unlock()
+		c.flushAcks(key)
 		if back, after := c.process(d); back {
 			c.giveBackLane(key, l, after)
 			return
@@ -370,6 +375,11 @@ func (c *consumer) heartbeat() {
 			return
 		}
 		now := time.Now()
+		for key, acked := range c.unflushed { // past AckWait, flushAcks skips them
+			if now.Sub(acked) > c.cfg.AckWait {
+				delete(c.unflushed, key)
+			}
+		}
 		var due []*Delivery
 		for d, last := range c.held {
 			if now.Sub(last) >= every {

@@ -162,41 +162,53 @@ func (c *consumer) wait(delay time.Duration) (left time.Duration, waited bool) {
 	}
 }
 
-// ack settles d once the server confirms the ack, and only then lets the
-// next message of d's invoice go: an ack still buffered when the process
-// dies (SIGKILL) would bring d back after its successor was delivered, an
-// older state after a newer one. An ack the server does not confirm is
-// tried again until AckWait has passed (by then d is redelivered anyway,
-// and a copy that comes back here is acked again, not handled twice) or
-// the consumer stops (its lanes take nothing further).
+// ack acks d. The ack leaves asynchronously, so the next message of d's
+// key flushes the connection before it starts (flushAcks): an ack still
+// in the client's buffer when the process dies (SIGKILL) would bring d
+// back after its successor was delivered, an older state after a newer
+// one. Unacknowledged, d is redelivered after AckWait; a copy that comes
+// back here is acked again, not handled twice.
 func (c *consumer) ack(d *Delivery) {
-	deadline := time.Now().Add(c.cfg.AckWait)
-	for attempt := uint64(1); ; attempt++ {
-		err := c.confirmAck(d)
-		if err == nil {
-			break
-		}
-		c.log.Warn("ack not confirmed", "seq", d.Sequence, "attempt", attempt, "err", err)
-		delay := c.cfg.Backoff.Delay(attempt, 0)
-		if time.Now().Add(delay).After(deadline) {
-			break
-		}
-		if _, waited := c.wait(delay); !waited {
-			break
-		}
+	if err := d.msg.Ack(); err != nil {
+		c.log.Warn("ack failed", "seq", d.Sequence, "err", err)
+	}
+	if d.Key != "" {
+		c.mu.Lock()
+		c.unflushed[d.Key] = time.Now()
+		c.mu.Unlock()
 	}
 	c.clearStrikes(d)
 	c.forget(d, true)
 }
 
-// confirmAck acks d and waits for the server's confirmation.
-func (c *consumer) confirmAck(d *Delivery) error {
-	ctx, cancel := context.WithTimeout(c.hard, c.cfg.AckWait)
-	defer cancel()
-	if err := d.msg.DoubleAck(ctx); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-		return fmt.Errorf("consume: ack seq %d: %w", d.Sequence, err)
+// flushAcks waits, before a delivery of key starts, until the server has
+// read the acks of key's earlier deliveries (a round trip on the
+// connection, after them): tried again until AckWait has passed since the
+// ack (by then an ack lost is a redelivery anyway, which this process
+// acks again) or the consumer stops.
+func (c *consumer) flushAcks(key string) {
+	c.mu.Lock()
+	acked, pending := c.unflushed[key]
+	delete(c.unflushed, key)
+	c.mu.Unlock()
+	deadline := acked.Add(c.cfg.AckWait)
+	if !pending || time.Now().After(deadline) {
+		return
 	}
-	return nil
+	for attempt := uint64(1); ; attempt++ {
+		err := c.js.Conn().FlushTimeout(time.Until(deadline))
+		if err == nil {
+			return
+		}
+		c.log.Warn("acks not flushed", "key", key, "attempt", attempt, "err", err)
+		delay := c.cfg.Backoff.Delay(attempt, 0)
+		if time.Now().Add(delay).After(deadline) {
+			return
+		}
+		if _, waited := c.wait(delay); !waited {
+			return
+		}
+	}
 }
 
 // deadLetter publishes d to the consumer's DLQ subject and Terms it. A
