@@ -1,7 +1,6 @@
 package normalizer
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -146,13 +145,11 @@ func smallest(t *testing.T, p string, doc, parent map[string]any, key string, el
 
 func encodeBody(t *testing.T, doc, parent map[string]any, key string, elems []any) []byte {
 	parent[key] = elems
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
+	b, err := schemas.EncodeJSON(doc)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return bytes.TrimSpace(b.Bytes())
+	return b
 }
 
 // BenchmarkInvoiceSize is what ingress's size check costs per webhook:

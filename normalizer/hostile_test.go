@@ -1,7 +1,6 @@
 package normalizer
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/jstest"
+	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/subject"
 )
 
@@ -110,11 +110,9 @@ func hostile(t *testing.T, providerName string, body []byte, headers map[string]
 	default:
 		h["Webhook-Id"] = id
 	}
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false) // the '<' as a provider sends it, one byte each
-	if err := enc.Encode(doc); err != nil {
+	out, err := schemas.EncodeJSON(doc) // the '<' as a provider sends it, one byte each
+	if err != nil {
 		t.Fatal(err)
 	}
-	return out.Bytes(), h
+	return out, h
 }

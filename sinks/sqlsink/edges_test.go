@@ -1,7 +1,6 @@
 package sqlsink
 
 import (
-	"bytes"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -355,13 +354,11 @@ func canonicalJSON(t *testing.T, doc string) string {
 	if err := dec.Decode(&v); err != nil {
 		t.Fatalf("stored JSON: %v", err)
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	b, err := schemas.EncodeJSON(v)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return b.String()
+	return string(b)
 }
 
 // differ says where got first differs from want without printing values

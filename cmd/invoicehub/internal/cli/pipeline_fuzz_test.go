@@ -22,6 +22,7 @@ import (
 	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/jstest"
 	"github.com/invoicehub/invoicehub/normalizer"
+	"github.com/invoicehub/invoicehub/schemas"
 	"github.com/invoicehub/invoicehub/schemas/subject"
 )
 
@@ -123,13 +124,11 @@ func hostileSeeds(f *testing.F) []pipelineSeed {
 			f.Fatal(err)
 		}
 		h.mutate(doc["data"].(map[string]any))
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(doc); err != nil {
+		b, err := schemas.EncodeJSON(doc)
+		if err != nil {
 			f.Fatal(err)
 		}
-		seeds = append(seeds, pipelineSeed{h.provider, "", b.Bytes()})
+		seeds = append(seeds, pipelineSeed{h.provider, "", b})
 	}
 	return seeds
 }
