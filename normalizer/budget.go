@@ -43,14 +43,7 @@ const MaxGrowth = 64
 // for an event that is not about an invoice, an error for one that does
 // not map (the normalizer dead-letters it with that reason).
 func InvoiceSize(r ce.Raw, header nats.Header) (int, error) {
-	m, ok := mapper.Lookup(r.Provider)
-	if !ok {
-		return 0, ErrUnknownProvider
-	}
-	res, err := m(mapper.Input{
-		Provider: r.Provider, Source: r.Source, EventID: r.ID, EventType: r.Type,
-		Time: r.Time, Body: r.Body, Headers: ce.ProviderHeaders(header),
-	})
+	res, err := mapFields(r, header, schemas.RawRef{}, Options{})
 	if err != nil || res.Action == mapper.ActionSkip {
 		return 0, err
 	}

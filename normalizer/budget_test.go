@@ -5,11 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
 	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/schemas"
-	"github.com/invoicehub/invoicehub/schemas/ce"
 )
 
 // budgetShapes are the documented fixtures whose repeated parts can grow
@@ -88,7 +85,7 @@ func TestSizeBudget(t *testing.T) {
 					return false
 				}
 				raw, h := rawEvent(t, p, b, headers)
-				size, err := InvoiceSize(ceRaw(raw), h)
+				size, err := InvoiceSize(rawFields(raw), h)
 				return err == nil && int64(size) <= maxInvoice
 			}
 			lo, hi := 1, 2
@@ -110,7 +107,7 @@ func TestSizeBudget(t *testing.T) {
 			t.Logf("| %s %s, %s | %d | %d | %d |", p, strings.Join(shape.path, "."), kind, len(b), ev, st+appliedRoom)
 			if kind == "smallest elements" {
 				raw, h := rawEvent(t, p, b, headers)
-				size, _ := InvoiceSize(ceRaw(raw), h)
+				size, _ := InvoiceSize(rawFields(raw), h)
 				if growth := float64(size) / float64(len(b)); growth > MaxGrowth {
 					t.Errorf("%s %s: the invoice is %.1f times its body, over MaxGrowth", shape.fixture, kind, growth)
 				}
@@ -120,11 +117,6 @@ func TestSizeBudget(t *testing.T) {
 			}
 		}
 	}
-}
-
-// ceRaw is the ce.Raw of a raw event, as ingress has it.
-func ceRaw(e *event.Event) ce.Raw {
-	return ce.Raw{Provider: ce.StringExtension(e, ce.ExtProvider), Source: ce.StringExtension(e, ce.ExtSource), Type: e.Type(), ID: e.ID(), Time: e.Time(), Body: e.Data()}
 }
 
 // smallest drops what it can of elem while the body still maps.
@@ -157,7 +149,7 @@ func encodeBody(t *testing.T, doc, parent map[string]any, key string, elems []an
 func BenchmarkInvoiceSize(b *testing.B) {
 	p, body, headers := fixture(b, "testdata/raw/qonto/client-invoice-documented.json")
 	raw, h := rawEvent(b, p, body, headers)
-	r := ceRaw(raw)
+	r := rawFields(raw)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := InvoiceSize(r, h); err != nil {

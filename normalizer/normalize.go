@@ -126,17 +126,30 @@ func apply(res mapper.Result, rawID string, known *State, traceparent string, no
 }
 
 func mapRaw(raw *event.Event, header nats.Header, ref schemas.RawRef, opts Options) (mapper.Result, error) {
-	providerName := ce.StringExtension(raw, ce.ExtProvider)
-	source := ce.StringExtension(raw, ce.ExtSource)
-	m, ok := mapper.Lookup(providerName)
+	return mapFields(rawFields(raw), header, ref, opts)
+}
+
+// rawFields are the fields of a raw CloudEvent a mapper reads, as ingress
+// built them.
+func rawFields(raw *event.Event) ce.Raw {
+	return ce.Raw{
+		Provider: ce.StringExtension(raw, ce.ExtProvider), Source: ce.StringExtension(raw, ce.ExtSource),
+		ID: raw.ID(), Type: raw.Type(), Time: raw.Time(), Body: raw.Data(),
+	}
+}
+
+// mapFields maps a raw event, from its fields and its provider headers:
+// for the normalizer, and for ingress's size check (InvoiceSize).
+func mapFields(r ce.Raw, header nats.Header, ref schemas.RawRef, opts Options) (mapper.Result, error) {
+	m, ok := mapper.Lookup(r.Provider)
 	if !ok {
-		return mapper.Result{}, fmt.Errorf("%w: %q", ErrUnknownProvider, providerName)
+		return mapper.Result{}, fmt.Errorf("%w: %q", ErrUnknownProvider, r.Provider)
 	}
 	in := mapper.Input{
-		Provider: providerName, Source: source, EventID: raw.ID(), EventType: raw.Type(),
-		Time: raw.Time(), Body: raw.Data(), Headers: ce.ProviderHeaders(header), RawRef: ref,
+		Provider: r.Provider, Source: r.Source, EventID: r.ID, EventType: r.Type,
+		Time: r.Time, Body: r.Body, Headers: ce.ProviderHeaders(header), RawRef: ref,
 	}
-	if opts.Receivable[providerName+"/"+source] {
+	if opts.Receivable[r.Provider+"/"+r.Source] {
 		in.Direction = schemas.DirectionReceivable
 	}
 	return m(in)
