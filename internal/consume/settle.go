@@ -40,14 +40,6 @@ var errStopping = errors.New("consume: shutting down")
 // in place. It reports back when shutdown gave d back instead, and after
 // how long it is redelivered.
 func (c *consumer) process(d *Delivery) (back bool, after time.Duration) {
-	if s := c.strikesOf(d); s.n >= 2 {
-		o := Outcome{Result: ResultDeadLettered, Class: ClassConnectionClosed, Err: errPoison(s), Attempt: d.Attempt}
-		if c.deadLetter(d, o) {
-			c.cfg.Observer.Observe(d, o)
-			return false, 0
-		}
-		return true, 0
-	}
 	for {
 		started := time.Now()
 		err := c.attempt(d)
@@ -79,15 +71,21 @@ func (c *consumer) process(d *Delivery) (back bool, after time.Duration) {
 
 // attempt runs the handler once, with a free slot and the attempt timeout
 // (and, with CancelOnDisconnect, until the NATS connection is lost); a
-// panic is an error like any other.
+// panic is an error like any other. A delivery the server closed the
+// connection over twice is not run: its attempt is a permanent error, so
+// decide dead-letters it (poison.go).
 func (c *consumer) attempt(d *Delivery) (err error) {
+	s := c.strikesOf(d)
+	if s.n >= 2 { // not handled again: dead-lettered (poison.go)
+		return PermanentClass(ClassConnectionClosed, errPoison(s))
+	}
 	select {
 	case c.slots <- struct{}{}:
 	case <-c.stop:
 		return errStopping
 	}
 	defer func() { <-c.slots }()
-	if c.strikesOf(d).n > 0 { // alone: a second close is its own doing
+	if s.n > 0 { // alone: a second close is its own doing
 		c.alone.Lock()
 		defer c.alone.Unlock()
 	} else {
