@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -138,6 +139,19 @@ func MetricsHandler(reg *prometheus.Registry, ready func() error) http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	return mux
+}
+
+// StartMetrics runs ServeMetrics in the background, logging its error;
+// wait returns once it has stopped (ctx ended) and its port is free, so
+// that a stage run again (Rerun) can bind it.
+func (c Config) StartMetrics(ctx context.Context, reg *prometheus.Registry, ready func() error, log *slog.Logger) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := c.ServeMetrics(ctx, reg, ready, log); err != nil {
+			log.Error("metrics", "err", err)
+		}
+	})
+	return wg.Wait
 }
 
 // ServeMetrics serves MetricsHandler on c.MetricsAddr until ctx ends; it

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
 	"github.com/invoicehub/invoicehub/ingress"
 	"github.com/invoicehub/invoicehub/internal/stage"
@@ -43,13 +42,7 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		log.Error("start", "err", err)
 		return 1
 	}
-	var metrics sync.WaitGroup
-	defer metrics.Wait() // its port is free before a rerun
-	metrics.Go(func() {
-		if err := cfg.Stage.ServeMetrics(ctx, reg, srv.Ready, log); err != nil {
-			log.Error("metrics", "err", err)
-		}
-	})
+	defer cfg.Stage.StartMetrics(ctx, reg, srv.Ready, log)() // waits for its port to be free: a rerun binds it again
 	log.Info("ingress started", "sources", len(cfg.Sources))
 	// Shutdown: new requests are refused, requests in flight finish with
 	// their PubAck, then the connection drains.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
 	"github.com/invoicehub/invoicehub/internal/observe"
 	"github.com/invoicehub/invoicehub/internal/stage"
@@ -44,13 +43,7 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		log.Error("start", "err", err)
 		return 1
 	}
-	var metrics sync.WaitGroup
-	defer metrics.Wait() // its port is free before a rerun
-	metrics.Go(func() {
-		if err := cfg.Stage.ServeMetrics(ctx, reg, obs.Ready, log); err != nil {
-			log.Error("metrics", "err", err)
-		}
-	})
+	defer cfg.Stage.StartMetrics(ctx, reg, obs.Ready, log)() // waits for its port to be free: a rerun binds it again
 	log.Info("normalizer started")
 	err = n.Run(ctx, cfg) // returns after draining deliveries in flight
 	obs.Finish()

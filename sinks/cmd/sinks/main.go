@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
 	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/observe"
@@ -42,13 +41,7 @@ func run(ctx context.Context, getenv stage.Env, stderr io.Writer) int {
 		log.Error("start", "err", err)
 		return 1
 	}
-	var metrics sync.WaitGroup
-	defer metrics.Wait() // its port is free before a rerun
-	metrics.Go(func() {
-		if err := cfg.Stage.ServeMetrics(ctx, reg, obs.Ready, log); err != nil {
-			log.Error("metrics", "err", err)
-		}
-	})
+	defer cfg.Stage.StartMetrics(ctx, reg, obs.Ready, log)() // waits for its port to be free: a rerun binds it again
 	deps := sinks.Deps{Log: log, Metrics: reg, Secrets: cfg.Stage.Secrets, Hooks: obs.Hooks}
 	// The sinks and the notifiers run until ctx ends, or until either fails.
 	err = consume.RunAll(ctx,
