@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/invoicehub/invoicehub/internal/jstest"
 	"github.com/invoicehub/invoicehub/schemas/subject"
 )
 
@@ -22,7 +20,7 @@ import (
 // second was delivered, an older state after a newer one.
 func TestNextOfAnInvoiceWaitsForTheAckToBeConfirmed(t *testing.T) {
 	f := newFixture(t)
-	js := connectVia(t, delayedProxy(t, f.srv.Addr().String(), 300*time.Millisecond))
+	_, js := jstest.ConnectURL(t, "nats://"+delayedProxy(t, f.srv.Addr().String(), 300*time.Millisecond))
 	cfg := testConfig("confirmed")
 	cfg.Key = byPartitionKey
 	first := f.publishKeyed(t, "inv-1-a", "inv-1")
@@ -63,21 +61,6 @@ func (f *fixture) ackFloor(t *testing.T, durable string) uint64 {
 		return 0
 	}
 	return info.AckFloor.Stream
-}
-
-// connectVia opens a JetStream client to the server at addr.
-func connectVia(t *testing.T, addr string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect("nats://" + addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
 }
 
 // delayedProxy listens on 127.0.0.1 and forwards to target, holding what

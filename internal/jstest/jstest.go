@@ -59,7 +59,14 @@ func (s *Server) Restart(t testing.TB) {
 // Connect opens a client connection closed when the test ends.
 func (s *Server) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL())
+	return ConnectURL(t, s.ClientURL())
+}
+
+// ConnectURL opens a client connection to url (a proxy in front of a
+// Server), closed when the test ends.
+func ConnectURL(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatalf("jstest: connect: %v", err)
 	}
