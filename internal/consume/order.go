@@ -424,9 +424,7 @@ func (c *consumer) admit(d *Delivery) bool {
 		c.log.Debug("order: a copy of a delivery held here dropped", "seq", d.Sequence, "delivered", d.Attempt)
 	case admitSettled:
 		<-c.tokens
-		if err := d.msg.Ack(); err != nil {
-			c.log.Warn("ack failed", "seq", d.Sequence, "err", err)
-		}
+		c.sendAck(d)
 		c.log.Info("order: a delivery settled here came back (its ack was lost): acked again", "seq", d.Sequence)
 	}
 	return true

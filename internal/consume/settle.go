@@ -167,6 +167,13 @@ func (c *consumer) wait(delay time.Duration) (left time.Duration, waited bool) {
 // one. Unacknowledged, d is redelivered after AckWait; a copy that comes
 // back here is acked again, not handled twice.
 func (c *consumer) ack(d *Delivery) {
+	c.sendAck(d)
+	c.clearStrikes(d)
+	c.forget(d, true)
+}
+
+// sendAck acks d and notes its key for flushAcks.
+func (c *consumer) sendAck(d *Delivery) {
 	if err := d.msg.Ack(); err != nil {
 		c.log.Warn("ack failed", "seq", d.Sequence, "err", err)
 	}
@@ -175,8 +182,6 @@ func (c *consumer) ack(d *Delivery) {
 		c.unflushed[d.Key] = time.Now()
 		c.mu.Unlock()
 	}
-	c.clearStrikes(d)
-	c.forget(d, true)
 }
 
 // flushAcks waits, before a delivery of key starts, until the server has
