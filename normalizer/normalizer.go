@@ -96,7 +96,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStateStore(ctx, js, cfg.Stage.Streams.Replicas)
+	st, err := openStateStore(ctx, js, cfg.Stage.Streams.Replicas, log)
 	if err != nil {
 		return nil, err
 	}

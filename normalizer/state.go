@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -144,13 +145,21 @@ func EnsureStateBucket(ctx context.Context, js jetstream.JetStream, replicas int
 
 // openStateStore binds the state bucket setup created, or creates it
 // where this process may (dev mode, tests).
-func openStateStore(ctx context.Context, js jetstream.JetStream, replicas int) (*stateStore, error) {
-	kv, err := js.KeyValue(ctx, StateBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, StateBucketConfig(replicas))
-	}
+// It waits for JetStream as the consumers do (consume.UntilReady).
+func openStateStore(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) (*stateStore, error) {
+	var kv jetstream.KeyValue
+	err := consume.UntilReady(ctx, log, "state bucket", func() (err error) {
+		kv, err = js.KeyValue(ctx, StateBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, StateBucketConfig(replicas))
+		}
+		if err != nil {
+			return fmt.Errorf("normalizer: state bucket %s (run `invoicehub setup`): %w", StateBucket, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("normalizer: state bucket %s (run `invoicehub setup`): %w", StateBucket, err)
+		return nil, err
 	}
 	return &stateStore{kv: kv, existing: newExistence(existenceCapacity)}, nil
 }

@@ -261,9 +261,28 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	return nil
 }
 
-// bindWait bounds how long a stage waits for its consumer at start: a
-// cluster that just started elects its leaders first.
-const bindWait = time.Minute
+// ReadyWait bounds how long a stage waits for JetStream at start: a
+// cluster that just started, or restarted after losing power, recovers
+// its stores and elects its leaders first.
+const ReadyWait = time.Minute
+
+// UntilReady calls try until it succeeds, ctx ends or ReadyWait passes,
+// a second apart, logging each failure as what not being ready.
+func UntilReady(ctx context.Context, log *slog.Logger, what string, try func() error) error {
+	deadline := time.Now().Add(ReadyWait)
+	for {
+		err := try()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn(what+" not ready, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
 
 // bind returns the durable consumer: the one setup created, updated to cfg
 // where this process may (the stages' users may not: a difference is
@@ -271,35 +290,30 @@ const bindWait = time.Minute
 // yet and this process may create it (dev mode, tests).
 func bind(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger) (jetstream.Consumer, error) {
 	want := cfg.ConsumerConfig()
-	deadline := time.Now().Add(bindWait)
-	for {
+	var bound jetstream.Consumer
+	err := UntilReady(ctx, log, "consumer", func() error {
 		jc, err := js.Consumer(ctx, cfg.Stream, cfg.Durable())
 		switch {
 		case err == nil && sameConsumer(jc.CachedInfo().Config, want):
-			return jc, nil
+			bound = jc
+			return nil
 		case err == nil || errors.Is(err, jetstream.ErrConsumerNotFound):
 			created, cerr := js.CreateOrUpdateConsumer(ctx, cfg.Stream, want)
 			if cerr == nil {
-				return created, nil
+				bound = created
+				return nil
 			}
 			if err == nil { // it exists: run it as it is
 				log.Warn("consumer differs from this version's and cannot be updated here: run `invoicehub setup`", "err", cerr)
-				return jc, nil
+				bound = jc
+				return nil
 			}
-			err = fmt.Errorf("consume: consumer %s on %s does not exist and cannot be created here (run `invoicehub setup`): %w", cfg.Durable(), cfg.Stream, cerr)
+			return fmt.Errorf("consume: consumer %s on %s does not exist and cannot be created here (run `invoicehub setup`): %w", cfg.Durable(), cfg.Stream, cerr)
 		default:
-			err = fmt.Errorf("consume: consumer %s on %s: %w", cfg.Durable(), cfg.Stream, err)
+			return fmt.Errorf("consume: consumer %s on %s: %w", cfg.Durable(), cfg.Stream, err)
 		}
-		if time.Now().After(deadline) {
-			return nil, err
-		}
-		log.Warn("consumer not ready, retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, errors.Join(err, ctx.Err())
-		case <-time.After(time.Second):
-		}
-	}
+	})
+	return bound, err
 }
 
 // sameConsumer compares what setup and this version configure.

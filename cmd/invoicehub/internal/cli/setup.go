@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -52,26 +51,10 @@ func runSetup(ctx context.Context, args []string, env Env) error {
 	return nil
 }
 
-// setupWait bounds how long setup waits for JetStream: a cluster that
-// just started elects its leaders first.
-const setupWait = time.Minute
-
 // setup creates or updates the streams, the state bucket and the durable
 // consumers, retrying while JetStream is not ready.
 func setup(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, consumers []consume.Config, log *slog.Logger) error {
-	deadline := time.Now().Add(setupWait)
-	for {
-		err := setupOnce(ctx, js, ncfg, consumers)
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		log.Warn("JetStream not ready, retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(time.Second):
-		}
-	}
+	return consume.UntilReady(ctx, log, "JetStream", func() error { return setupOnce(ctx, js, ncfg, consumers) })
 }
 
 func setupOnce(ctx context.Context, js jetstream.JetStream, ncfg normalizer.Config, consumers []consume.Config) error {
