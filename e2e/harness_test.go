@@ -208,6 +208,13 @@ type pipelineOptions struct {
 	// normalizers and sinkReplicas run that many replicas of the stage
 	// (default 1).
 	normalizers, sinkReplicas int
+	// syncDefault runs nats-server with NATS's default sync (every two
+	// minutes) instead of the project's durability policy
+	// (deploy/nats/durability.conf): to show what the policy prevents.
+	syncDefault bool
+	// storeDir, when set, gives each nats-server's store directory by the
+	// server's name ("nats", or n1, n2... in a cluster).
+	storeDir func(name string) string
 }
 
 const pipelineSecret = "qonto-acme-secret-of-the-fault-suite-0123"
@@ -242,7 +249,10 @@ func startPipeline(t testing.TB, o pipelineOptions) *pipeline {
 	mk := func(name string, args []string, env ...string) *proc {
 		return &proc{t: t, name: name, path: filepath.Join(bins, name), args: args, env: env, logDir: dir}
 	}
-	p.nats = mk("nats-server", append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(p.natsPort), "-js", "-sd", filepath.Join(dir, "nats")}, o.natsArgs...))
+	if o.storeDir == nil {
+		o.storeDir = func(name string) string { return filepath.Join(dir, name) }
+	}
+	p.nats = mk("nats-server", append([]string{"-c", natsConf(t, dir, o, ""), "-a", "127.0.0.1", "-p", strconv.Itoa(p.natsPort), "-js", "-sd", o.storeDir("nats")}, o.natsArgs...))
 	p.nodes = []*proc{p.nats}
 	if o.nodes > 1 {
 		p.startCluster(mk, o)
@@ -311,20 +321,40 @@ func (p *pipeline) startCluster(mk func(string, []string, ...string) *proc, o pi
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	conf := filepath.Join(p.dir, "cluster.conf") // deploy/nats's route pings; the rest by flags
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "cluster {\n%s}\n", pings), 0o644); err != nil {
-		p.t.Fatal(err)
-	}
+	conf := natsConf(p.t, p.dir, o, fmt.Sprintf("cluster {\n%s}\n", pings))
 	p.nodes = nil
 	for i := range o.nodes {
 		name := "n" + strconv.Itoa(i+1)
-		node := mk("nats-server", append([]string{"-c", conf, "-a", "127.0.0.1", "-p", strconv.Itoa(clients[i]), "-js", "-sd", filepath.Join(p.dir, name),
+		node := mk("nats-server", append([]string{"-c", conf, "-a", "127.0.0.1", "-p", strconv.Itoa(clients[i]), "-js", "-sd", o.storeDir(name),
 			"-n", name, "--cluster_name", "invoicehub", "--cluster", routes[i], "--routes", strings.Join(routes, ","),
 			"-m", strconv.Itoa(monitors[i])}, o.natsArgs...))
 		node.name = "nats-" + name
 		p.nodes = append(p.nodes, node)
 	}
 	p.nats, p.natsPort, p.natsURL = p.nodes[0], clients[0], strings.Join(urls, ",")
+}
+
+// natsConf writes the nats-server configuration the flags do not carry:
+// deploy/nats's durability policy (unless o.syncDefault), then extra.
+func natsConf(t testing.TB, dir string, o pipelineOptions, extra string) string {
+	t.Helper()
+	conf := filepath.Join(dir, "nats.conf")
+	policy, err := filepath.Abs("../deploy/nats/durability.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(dir, policy) // nats-server includes relative paths only
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "jetstream {\n  include \"" + rel + "\"\n}\n"
+	if o.syncDefault {
+		text = "# NATS's default sync: every two minutes\n"
+	}
+	if err := os.WriteFile(conf, []byte(text+extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return conf
 }
 
 // waitNATS waits until nats-server accepts connections.
@@ -488,7 +518,8 @@ func invoiceWebhook(id, invoice, status string, at time.Time) webhook {
 // deadline; it records which were answered 2xx and how.
 type driver struct {
 	url        string // ingress's base URL
-	secret     string // the qonto source's secret
+	source     string // the qonto source's path
+	secret     string // its secret
 	client     *http.Client
 	mu         sync.Mutex
 	accepted   map[string]bool
@@ -502,14 +533,14 @@ func (p *pipeline) driver(deadline time.Duration) *driver {
 }
 
 func newDriver(url, secret string, deadline time.Duration) *driver {
-	return &driver{url: url, secret: secret, client: &http.Client{Timeout: 5 * time.Second}, accepted: map[string]bool{}, deadline: time.Now().Add(deadline)}
+	return &driver{url: url, source: "/webhooks/qonto/acme", secret: secret, client: &http.Client{Timeout: 5 * time.Second}, accepted: map[string]bool{}, deadline: time.Now().Add(deadline)}
 }
 
 // post sends one attempt of w and returns the status (0: no answer) and
 // the Retry-After asked.
 func (d *driver) post(w webhook) (int, time.Duration) {
 	qonto, _ := provider.Lookup("qonto")
-	req, _ := http.NewRequest(http.MethodPost, d.url+"/webhooks/qonto/acme", bytes.NewReader(w.body))
+	req, _ := http.NewRequest(http.MethodPost, d.url+d.source, bytes.NewReader(w.body))
 	req.Header = qonto.Sign(provider.Credentials{Secrets: []provider.Secret{provider.NewSecret([]byte(d.secret))}}, provider.Message{Body: w.body, At: time.Now()})
 	resp, err := d.client.Do(req)
 	if err != nil {

@@ -166,11 +166,22 @@ func startDev(ctx context.Context, cfg devConfig, log *slog.Logger) (_ *dev, err
 	return d, nil
 }
 
-func startNATS(cfg devConfig) (*server.Server, error) {
-	srv, err := server.NewServer(&server.Options{
+// devNATSOptions are the embedded server's: JetStream under the
+// project's durability policy (deploy/nats/durability.conf), every write
+// fsynced before it is acknowledged, so that a 2xx survives a power cut.
+func devNATSOptions(cfg devConfig) *server.Options {
+	return &server.Options{
 		ServerName: "invoicehub-dev", Host: "127.0.0.1", Port: cfg.natsPort,
 		JetStream: true, StoreDir: filepath.Join(cfg.dataDir, "nats"), NoSigs: true,
-	})
+		SyncAlways: true,
+	}
+}
+
+// durabilityPolicy is how the banner states it.
+const durabilityPolicy = "sync_interval: always, every write fsynced before its ack"
+
+func startNATS(cfg devConfig) (*server.Server, error) {
+	srv, err := server.NewServer(devNATSOptions(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
@@ -253,12 +264,12 @@ invoicehub dev is running.
   try it             invoicehub send qonto   (or %s; rillet -entity BILL; or: make demo)
   canonical events   %s   (JSON lines)
                      %s   (SQLite: sqlite3 %s 'select id, status, total, due from invoices')
-  NATS / JetStream   %s   (subjects invoices.v1.>, store in %s)
+  NATS / JetStream   %s   (subjects invoices.v1.>, store in %s; %s)
   metrics            %s/metrics
   operate            invoicehub status | trace <invoice id or number> | tail | dlq ls   (-nats %s)
 
 Ctrl-C stops it gracefully.
-`, d.httpURL, DevSource, provider.Names(), DevSecret, strings.Join(slices.DeleteFunc(samplers(), func(n string) bool { return n == "qonto" }), ", "), d.sinkFile, d.sinkDB, d.sinkDB, d.nats.ClientURL(), filepath.Join(d.cfg.dataDir, "nats"), d.httpURL, d.nats.ClientURL())
+`, d.httpURL, DevSource, provider.Names(), DevSecret, strings.Join(slices.DeleteFunc(samplers(), func(n string) bool { return n == "qonto" }), ", "), d.sinkFile, d.sinkDB, d.sinkDB, d.nats.ClientURL(), filepath.Join(d.cfg.dataDir, "nats"), durabilityPolicy, d.httpURL, d.nats.ClientURL())
 }
 
 // shutdown drains in order: HTTP (requests in flight finish with their
