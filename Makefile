@@ -6,7 +6,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 BENCHCPU  ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 1 ] && echo 1,$$n || echo 1)
 
-.PHONY: run demo test test-docker test-faults images check fmt vet fuzz bench bench-e2e build clean help
+.PHONY: run demo test test-docker test-faults test-powerloss images check fmt vet fuzz bench bench-e2e build clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ test-faults: ## the fault suite: real processes, kills, restarts, resends; exact
 	else echo "== fault suite without the cluster scenario: Docker is not reachable"; fi; \
 	cd e2e && INVOICEHUB_FAULTS_REPORT=$$report GOWORK=off $(GO) test -tags "$$tags" -count=1 -timeout 20m -run '^TestFaults' ./... && cat $$report
 
+test-powerloss: ## the fault suite's power-loss tier alone: NATS stores on a FUSE disk that forgets unsynced writes at a simulated power cut (needs /dev/fuse and root)
+	@report=$$(mktemp); cd e2e && INVOICEHUB_FAULTS_REPORT=$$report GOWORK=off $(GO) test -tags faults -count=1 -timeout 20m -run '^TestFaultsPowerLoss$$' ./... && cat $$report
+
 check: fmt vet ## formatting and vet across the workspace
 
 fmt:
@@ -52,8 +55,8 @@ fuzz: ## run every fuzz target for FUZZTIME each
 bench: ## benchmarks, ratios measured in the same run, at GOMAXPROCS 1 and all cores (BENCHCPU)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -cpu $(BENCHCPU) $(foreach m,$(MODULES),./$(m)/...)
 
-bench-e2e: ## end-to-end benchmark on real processes: rate sweep (webhook → sink latency, CPU and RSS per stage), a bare one-message-per-hop pipeline at the same rates, ingress vs a bare JetStream forwarder
-	cd e2e && GOWORK=off $(GO) test -tags benche2e -count=1 -timeout 15m -run '^TestBenchE2E$$' -v ./...
+bench-e2e: ## end-to-end benchmark on real processes: rate sweep (webhook → sink latency, CPU and RSS per stage), a bare one-message-per-hop pipeline at the same rates, ingress vs a bare JetStream forwarder, and the durability policy's cost
+	cd e2e && GOWORK=off $(GO) test -tags benche2e -count=1 -timeout 25m -run '^TestBenchE2E' -v ./...
 
 build: ## static binaries in ./bin
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/invoicehub

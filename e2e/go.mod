@@ -3,6 +3,7 @@ module github.com/invoicehub/invoicehub/e2e
 go 1.26.0
 
 require (
+	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/invoicehub/invoicehub/ingress v0.0.0
 	github.com/invoicehub/invoicehub/internal v0.0.0
 	github.com/invoicehub/invoicehub/schemas v0.0.0
