@@ -334,6 +334,15 @@ func (p *pipeline) startCluster(mk func(string, []string, ...string) *proc, o pi
 	p.nats, p.natsPort, p.natsURL = p.nodes[0], clients[0], strings.Join(urls, ",")
 }
 
+// policyName names a durability policy in reports: the project's, or
+// NATS's default (pipelineOptions.syncDefault).
+func policyName(policy bool) string {
+	if policy {
+		return "sync-always"
+	}
+	return "nats-default"
+}
+
 // natsConf writes the nats-server configuration the flags do not carry:
 // deploy/nats's durability policy (unless o.syncDefault), then extra.
 func natsConf(t testing.TB, dir string, o pipelineOptions, extra string) string {
