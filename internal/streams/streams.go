@@ -8,8 +8,10 @@
 //	DLQ       dlq.>          dead letters with their reason
 //	LEDGER    ledger.>       every delivery attempt (bounded: 7 days, 256 MiB)
 //
-// All three use file storage and limits retention; WEBHOOKS and INVOICES
-// drop a repeated Nats-Msg-Id inside the duplicate window.
+// All four use file storage and limits retention; WEBHOOKS and INVOICES
+// drop a repeated Nats-Msg-Id inside the duplicate window. The servers
+// fsync every write before acknowledging it (deploy/nats/durability.conf)
+// but for a single server's LEDGER (ledgerPersistMode).
 package streams
 
 import (
@@ -127,8 +129,23 @@ func (c Config) Configs() []jetstream.StreamConfig {
 			MaxBytes:    c.LedgerMaxBytes,
 			Discard:     jetstream.DiscardOld,
 			AllowDirect: true,
+			PersistMode: c.ledgerPersistMode(),
 		},
 	}
+}
+
+// ledgerPersistMode relaxes the server's fsync-before-ack for LEDGER
+// where NATS allows it (file storage, one replica): its entries are
+// published asynchronously and nothing waits for them, so no 2xx and no
+// ack depends on them; a power cut may take its last entries (the
+// server's sync interval), never an invoice. It spares a single server
+// two of the eight fsyncs a webhook costs. Replicated streams sync their
+// Raft log, which amortises the fsyncs, and may not be async.
+func (c Config) ledgerPersistMode() jetstream.PersistModeType {
+	if c.Replicas == 1 && !c.Memory {
+		return jetstream.AsyncPersistMode
+	}
+	return jetstream.DefaultPersistMode
 }
 
 // Ensure creates the streams or updates them to cfg. It is idempotent; it
@@ -140,6 +157,9 @@ func (c Config) Configs() []jetstream.StreamConfig {
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	var errs []error
 	for _, sc := range cfg.Configs() {
+		if s, err := js.Stream(ctx, sc.Name); err == nil {
+			sc.PersistMode = s.CachedInfo().Config.PersistMode // fixed at creation: NATS refuses to change it
+		}
 		_, err := js.CreateOrUpdateStream(ctx, sc)
 		var apiErr *jetstream.APIError
 		switch {

@@ -70,6 +70,47 @@ func TestEnsureReportsImpossibleConfig(t *testing.T) {
 	}
 }
 
+// TestLedgerAloneRelaxesItsSync: on one server LEDGER is created with
+// async persistence and the other streams keep the server's fsync before
+// every ack; a LEDGER created before keeps its mode, which NATS refuses
+// to change, and setup still succeeds.
+func TestLedgerAloneRelaxesItsSync(t *testing.T) {
+	js := runJetStream(t)
+	if err := Ensure(t.Context(), js, Config{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range (Config{}).Configs() {
+		s, err := js.Stream(t.Context(), sc.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := jetstream.DefaultPersistMode
+		if sc.Name == subject.LedgerStream {
+			want = jetstream.AsyncPersistMode
+		}
+		if got := s.CachedInfo().Config.PersistMode; got != want {
+			t.Errorf("%s: persist mode %v, want %v", sc.Name, got, want)
+		}
+	}
+
+	older := runJetStream(t)
+	ledger := (Config{}).Configs()[3]
+	ledger.PersistMode = jetstream.DefaultPersistMode
+	if _, err := older.CreateStream(t.Context(), ledger); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ensure(t.Context(), older, Config{}); err != nil {
+		t.Fatalf("setup over a LEDGER made before: %v", err)
+	}
+	s, err := older.Stream(t.Context(), subject.LedgerStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.PersistMode; got != jetstream.DefaultPersistMode {
+		t.Fatalf("an existing LEDGER's persist mode became %v", got)
+	}
+}
+
 // TestEnsureFitsASmallStore: on a JetStream store of 512 MiB the default
 // streams are created (the delivery ledger reserves 256 MiB); a ledger
 // larger than the store is refused with what to change.
