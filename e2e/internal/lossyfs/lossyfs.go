@@ -75,6 +75,7 @@ func Available() error {
 }
 
 // Mount serves backing at mountpoint (both existing directories).
+// LOSSYFS_DEBUG=1 logs every FUSE request.
 func Mount(mountpoint, backing string) (*Disk, error) {
 	d := &Disk{mountpoint: mountpoint, backing: backing}
 	return d, d.mount()
@@ -168,6 +169,10 @@ func (l *lossy) before(ino uint64, path string, off, n int64) syscall.Errno {
 		if err := syscall.Fstat(fd, &st); err != nil {
 			syscall.Close(fd)
 			return fs.ToErrno(err)
+		}
+		if st.Ino != ino { // renamed over meanwhile: refuse rather than save another file's pages
+			syscall.Close(fd)
+			return syscall.ESTALE
 		}
 		u = &undo{fd: fd, size: st.Size, pages: map[int64][]byte{}}
 		l.undo[ino] = u
