@@ -244,13 +244,42 @@ func (c Config) Connect(ctx context.Context, name string, log *slog.Logger) (*na
 	return nc, js, nil
 }
 
-// RedactURLs renders a comma-separated list of NATS URLs without their
-// passwords (nats://admin:xxxxx@host), for errors and logs.
+// RedactURL renders u without what may carry a credential, for every
+// log line, error, ledger entry, dead letter, notification and command
+// output that names a URL: the password of its user info, every path
+// segment (Slack-style webhook URLs carry their secret in the path) and
+// every query value become placeholders, and the fragment goes; scheme,
+// user, host and port stay, enough to tell targets apart.
+func RedactURL(u *url.URL) string {
+	c := *u
+	c.Fragment, c.RawFragment = "", ""
+	if len(c.RawQuery) > 0 {
+		q := c.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		c.RawQuery = q.Encode()
+	}
+	if c.Path != "" || c.RawPath != "" {
+		segments := strings.Split(strings.TrimPrefix(c.EscapedPath(), "/"), "/")
+		for i, seg := range segments {
+			if seg != "" {
+				segments[i] = "REDACTED"
+			}
+		}
+		c.Path, c.RawPath = "/"+strings.Join(segments, "/"), ""
+	}
+	c.Opaque = ""
+	return c.Redacted()
+}
+
+// RedactURLs renders a comma-separated list of NATS URLs with RedactURL
+// (nats://admin:xxxxx@host), for errors and logs.
 func RedactURLs(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
 		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
-			parts[i] = u.Redacted()
+			parts[i] = RedactURL(u)
 		} else {
 			parts[i] = "(a URL that does not parse)"
 		}

@@ -3,6 +3,7 @@ package stage
 import (
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,27 @@ func TestSecretsResolveOneRule(t *testing.T) {
 			t.Errorf("%+v: %q, %v; want %q", tc.ref, got, err, tc.want)
 		case err != nil && strings.Contains(err.Error(), "s3cret"):
 			t.Errorf("%+v: the error holds the value: %v", tc.ref, err)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://hooks.slack.com/services/T0000/B0000/XXXXsecret", "https://hooks.slack.com/REDACTED/REDACTED/REDACTED/REDACTED"},
+		{"https://user:pw@erp.example:8443/in?token=abc&x=1#frag", "https://user:xxxxx@erp.example:8443/REDACTED?token=REDACTED&x=REDACTED"},
+		{"https://erp.example/", "https://erp.example/"},
+		{"https://erp.example", "https://erp.example"},
+		{"https://erp.example/a%2Fsecret/b", "https://erp.example/REDACTED/REDACTED"},
+		{"nats://admin:s3cret@n1:4222", "nats://admin:xxxxx@n1:4222"},
+		{"mailto:someone@secret.example", "mailto:"},
+	}
+	for _, tt := range tests {
+		u, err := url.Parse(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := RedactURL(u); got != tt.want {
+			t.Errorf("RedactURL(%s) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -146,7 +146,7 @@ func New(cfg Config) (*Sink, error) {
 		return nil, errors.New("httpsink: url: not a URL") // never echoed: it may hold a token
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("httpsink: url %s: want an http(s) URL", redactURL(u))
+		return nil, fmt.Errorf("httpsink: url %s: want an http(s) URL", stage.RedactURL(u))
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -208,7 +208,7 @@ func classify(resp *http.Response, id string, now time.Time) error {
 	if code >= 200 && code < 300 {
 		return nil
 	}
-	err := fmt.Errorf("httpsink: %s answered %d for %s", redactURL(resp.Request.URL), code, id)
+	err := fmt.Errorf("httpsink: %s answered %d for %s", stage.RedactURL(resp.Request.URL), code, id)
 	if code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500 {
 		if d, ok := retryAfter(resp.Header.Get("Retry-After"), now); ok {
 			return consume.RetryAfter(err, d)
@@ -218,28 +218,13 @@ func classify(resp *http.Response, id string, now time.Time) error {
 	return consume.PermanentClass("http_"+strconv.Itoa(code), err)
 }
 
-// redactURL renders u without what may be a credential: the password of
-// its user info and the values of its query ("?token=..."), so that no
-// log line, error or dead letter carries them.
-func redactURL(u *url.URL) string {
-	c := *u
-	if len(c.RawQuery) > 0 {
-		q := c.Query()
-		for k := range q {
-			q[k] = []string{"REDACTED"}
-		}
-		c.RawQuery = q.Encode()
-	}
-	return c.Redacted()
-}
-
 // redactError rewrites the URL a transport error names with redactURL.
 func redactError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		if u, perr := url.Parse(ue.URL); perr == nil {
 			redacted := *ue
-			redacted.URL = redactURL(u)
+			redacted.URL = stage.RedactURL(u)
 			return &redacted
 		}
 	}

@@ -290,23 +290,31 @@ func TestSpecialPurposeAddressesRefused(t *testing.T) {
 	}
 }
 
-// TestURLCredentialsNeverInErrors: a target's query token and password
-// appear in no error, hence in no log line or dead letter.
+// TestURLCredentialsNeverInErrors: a target's query token, password and
+// path (Slack-style URLs carry their secret there) appear in no error,
+// hence in no log line, ledger entry, dead letter or notification.
 func TestURLCredentialsNeverInErrors(t *testing.T) {
+	const path = "/services/T0000/B0000/pathS3cretXYZ"
+	leaks := func(err error) bool {
+		return strings.Contains(err.Error(), "s3cr3t-token") || strings.Contains(err.Error(), "hunter2pass") || strings.Contains(err.Error(), "pathS3cretXYZ")
+	}
 	r := newReceiver(t, func(int) (int, http.Header) { return http.StatusBadRequest, nil })
-	u := strings.Replace(r.srv.URL, "http://", "http://hook:hunter2pass@", 1) + "/in?token=s3cr3t-token&x=1"
+	u := strings.Replace(r.srv.URL, "http://", "http://hook:hunter2pass@", 1) + path + "?token=s3cr3t-token&x=1"
 	s, err := New(Config{URL: u, Key: testKey, AllowPrivate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = s.Deliver(t.Context(), sinktest.Event(t, "raw-redact", schemas.KindUpdated))
-	if err == nil || strings.Contains(err.Error(), "s3cr3t-token") || strings.Contains(err.Error(), "hunter2pass") {
+	if err == nil || leaks(err) {
 		t.Fatalf("answer error: %v", err)
 	}
-	down, _ := New(Config{URL: "http://hook:hunter2pass@127.0.0.1:1/in?token=s3cr3t-token", AllowPrivate: true, Timeout: time.Second})
+	down, _ := New(Config{URL: "http://hook:hunter2pass@127.0.0.1:1" + path + "?token=s3cr3t-token", AllowPrivate: true, Timeout: time.Second})
 	err = down.Deliver(t.Context(), sinktest.Event(t, "raw-redact-2", schemas.KindUpdated))
-	if err == nil || strings.Contains(err.Error(), "s3cr3t-token") || strings.Contains(err.Error(), "hunter2pass") {
+	if err == nil || leaks(err) {
 		t.Fatalf("transport error: %v", err)
+	}
+	if _, err := New(Config{URL: "ftp://hook:hunter2pass@example.com" + path + "?token=s3cr3t-token"}); err == nil || leaks(err) {
+		t.Fatalf("configuration error: %v", err)
 	}
 }
 
