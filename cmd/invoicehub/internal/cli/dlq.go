@@ -73,7 +73,8 @@ func dlqList(ctx context.Context, js jetstream.JetStream, args []string, env Env
 		if len(reason) > 80 {
 			reason = reason[:80] + "…"
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s.%s\t%s\t%s\t%s\t%s\n", l.Seq, l.Time.UTC().Format("2006-01-02 15:04:05"), l.Stage, l.Consumer, l.Class(), l.Attempts(), l.Original(), reason)
+		fmt.Fprintf(w, "%d\t%s\t%s.%s\t%s\t%s\t%s\t%s\n", l.Seq, l.Time.UTC().Format("2006-01-02 15:04:05"), terminalSafe(l.Stage), terminalSafe(l.Consumer),
+			terminalSafe(l.Class()), terminalSafe(l.Attempts()), terminalSafe(l.Original()), terminalSafe(reason))
 	}
 	fmt.Fprintf(w, "%d dead letters\n", len(letters))
 	return w.Flush()
@@ -88,16 +89,16 @@ func dlqShow(ctx context.Context, js jetstream.JetStream, args []string, env Env
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "dead letter %d of %s.%s, %s\n\n", l.Seq, l.Stage, l.Consumer, l.Time.UTC().Format("2006-01-02 15:04:05Z"))
+	fmt.Fprintf(env.Stdout, "dead letter %d of %s.%s, %s\n\n", l.Seq, terminalSafe(l.Stage), terminalSafe(l.Consumer), l.Time.UTC().Format("2006-01-02 15:04:05Z"))
 	names := make([]string, 0, len(l.Header))
 	for k := range l.Header {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		fmt.Fprintf(env.Stdout, "%s: %s\n", k, l.Header.Get(k))
+		fmt.Fprintf(env.Stdout, "%s: %s\n", terminalSafe(k), terminalSafe(l.Header.Get(k)))
 	}
-	fmt.Fprintf(env.Stdout, "\n%s\n", l.Data)
+	fmt.Fprintf(env.Stdout, "\n%s\n", terminalSafe(string(l.Data)))
 	return nil
 }
 

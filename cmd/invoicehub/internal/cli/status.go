@@ -141,7 +141,7 @@ func statusDeadLetters(ctx context.Context, js jetstream.JetStream, w io.Writer)
 	}
 	fmt.Fprintln(w, "DEAD LETTERS\tWAITING")
 	for _, subj := range slices.Sorted(maps.Keys(info.State.Subjects)) {
-		fmt.Fprintf(w, "%s\t%d\n", subj, info.State.Subjects[subj])
+		fmt.Fprintf(w, "%s\t%d\n", terminalSafe(subj), info.State.Subjects[subj])
 	}
 	if len(info.State.Subjects) == 0 {
 		fmt.Fprintln(w, "none\t0")
@@ -172,7 +172,7 @@ func statusSources(ctx context.Context, js jetstream.JetStream, w io.Writer, req
 		if r, ok := requests[source]; ok {
 			total, denied = fmt.Sprint(r[0]), fmt.Sprintf("%v (%.0f%%)", r[1], 100*r[1]/max(r[0], 1))
 		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", source, info.State.Subjects[subj], last, total, denied)
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", terminalSafe(source), info.State.Subjects[subj], last, total, denied)
 	}
 	return nil
 }

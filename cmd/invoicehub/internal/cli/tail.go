@@ -95,5 +95,5 @@ func tailLine(ctx context.Context, m jetstream.Msg, format string) (string, erro
 		fields = append(fields, "number "+inv.Number)
 	}
 	fields = append(fields, "status "+string(inv.Status), "total "+inv.Totals.Total.String()+" "+inv.Currency, "due "+inv.Totals.Due.String())
-	return strings.Join(fields, "  "), nil
+	return terminalSafe(strings.Join(fields, "  ")), nil
 }

@@ -205,18 +205,18 @@ const timeFormat = "2006-01-02T15:04:05.000Z"
 // print writes the journey for people: webhooks with the normalizer's
 // attempts under each, then events with every sink's attempts under each.
 func (j journey) print(w io.Writer) {
-	fmt.Fprintf(w, "invoice %s", j.Invoice)
+	fmt.Fprintf(w, "invoice %s", terminalSafe(j.Invoice))
 	if j.Number != "" {
-		fmt.Fprintf(w, " (number %s)", j.Number)
+		fmt.Fprintf(w, " (number %s)", terminalSafe(j.Number))
 	}
 	fmt.Fprintf(w, "\n\nraw webhooks (WEBHOOKS)\n")
 	if len(j.Webhooks) == 0 {
 		fmt.Fprintln(w, "  none left in WEBHOOKS")
 	}
 	for _, r := range j.Webhooks {
-		fmt.Fprintf(w, "  #%d  %s  %s  id %s  %s\n", r.Seq, r.Stored.Format(timeFormat), r.Subject, r.EventID, r.Type)
+		fmt.Fprintf(w, "  #%d  %s  %s  id %s  %s\n", r.Seq, r.Stored.Format(timeFormat), terminalSafe(r.Subject), terminalSafe(r.EventID), terminalSafe(r.Type))
 		if r.VerifiedKey != "" {
-			fmt.Fprintf(w, "       verified with secret %s, clock skew %s ms\n", r.VerifiedKey, r.ClockSkewMS)
+			fmt.Fprintf(w, "       verified with secret %s, clock skew %s ms\n", terminalSafe(r.VerifiedKey), terminalSafe(r.ClockSkewMS))
 		}
 		j.printAttempts(w, func(e ledger.Entry) bool { return e.Stage == "normalizer" && e.EventID == r.EventID })
 	}
@@ -225,7 +225,7 @@ func (j journey) print(w io.Writer) {
 		fmt.Fprintln(w, "  none")
 	}
 	for _, c := range j.Events {
-		fmt.Fprintf(w, "  #%d  %s  %-16s %s  version %d  status %s  from raw #%d\n", c.Seq, c.Stored.Format(timeFormat), c.Kind, c.ID, c.Version, c.Status, c.RawSeq)
+		fmt.Fprintf(w, "  #%d  %s  %-16s %s  version %d  status %s  from raw #%d\n", c.Seq, c.Stored.Format(timeFormat), terminalSafe(string(c.Kind)), terminalSafe(c.ID), c.Version, terminalSafe(string(c.Status)), c.RawSeq)
 		j.printAttempts(w, func(e ledger.Entry) bool { return e.Stage != "normalizer" && e.EventID == c.ID })
 	}
 }
@@ -256,7 +256,7 @@ func (j journey) printAttempts(w io.Writer, match func(ledger.Entry) bool) {
 		if e.Error != "" {
 			line += "  " + e.Error
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, terminalSafe(line))
 	}
 }
 
