@@ -1,10 +1,14 @@
 // Package deadletter reads and acts on the DLQ stream: list, show, replay
 // a dead letter to the consumer that gave up on it, purge.
 //
-// Replay publishes the original message (its headers without the Dlq-*
-// ones) to replay.<stage>.<consumer>, a subject only that consumer reads,
-// then removes the dead letter. If the consumer fails again, it
-// dead-letters the message again.
+// Replay publishes the original message to replay.<stage>.<consumer>, a
+// subject only that consumer reads, then removes the dead letter. If the
+// consumer fails again, it dead-letters the message again. The original
+// is read again from its own stream by the dead letter's reference
+// (Dlq-Stream, Dlq-Stream-Seq, Dlq-Subject): the dead letter's copy is not
+// trusted, since every user that may dead-letter may write one. A
+// reference that does not resolve (another stream than the consumer's, a
+// message gone, another subject) is refused, and listed as such.
 package deadletter
 
 import (
@@ -109,10 +113,46 @@ func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error
 	return letter(m.Subject, m.Sequence, m.Time, m.Header, m.Data), nil
 }
 
+// ErrUnresolved is returned for a dead letter whose reference does not
+// name a message of its consumer's stream.
+var ErrUnresolved = errors.New("deadletter: its original message does not resolve")
+
+// consumedStream is the stream a stage's consumers read, the one its
+// dead letters must refer to.
+var consumedStream = map[string]string{"normalizer": subject.WebhooksStream, "sink": subject.InvoicesStream, "notify": subject.DLQStream}
+
+// Original reads the message the dead letter refers to from its own
+// stream, or fails with ErrUnresolved saying why.
+func Original(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream.RawStreamMsg, error) {
+	name, subj := l.Header.Get(consume.HeaderStream), l.Header.Get(consume.HeaderSubject)
+	seq, err := strconv.ParseUint(l.Header.Get(consume.HeaderStreamSeq), 10, 64)
+	switch {
+	case err != nil || seq == 0:
+		return nil, fmt.Errorf("%w: no stream sequence", ErrUnresolved)
+	case name == "" || name != consumedStream[l.Stage]:
+		return nil, fmt.Errorf("%w: stream %q is not what %s reads", ErrUnresolved, name, l.Stage)
+	}
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: %w", err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("%w: %s/%d is gone", ErrUnresolved, name, seq)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: %w", err)
+	}
+	if m.Subject != subj {
+		return nil, fmt.Errorf("%w: %s/%d is on another subject", ErrUnresolved, name, seq)
+	}
+	return m, nil
+}
+
 // Replay records in the delivery ledger that the dead letter at seq goes
-// back to its consumer, sends it back, and removes it from the DLQ. The
-// republished message keeps the original headers (the ce-* attributes)
-// and body; its dedup id is unique to this dead letter.
+// back to its consumer, sends its original back, and removes it from the
+// DLQ. The republished message has the original's headers (the ce-*
+// attributes) and body; its dedup id is unique to this dead letter.
 func Replay(ctx context.Context, js jetstream.JetStream, seq uint64) error {
 	l, err := Get(ctx, js, seq)
 	if err != nil {
@@ -121,8 +161,12 @@ func Replay(ctx context.Context, js jetstream.JetStream, seq uint64) error {
 	if l.Stage == "" || l.Consumer == "" {
 		return fmt.Errorf("deadletter: %d has no consumer to go back to", seq)
 	}
+	original, err := Original(ctx, js, l)
+	if err != nil {
+		return fmt.Errorf("deadletter: replay %d: %w", seq, err)
+	}
 	h := nats.Header{}
-	for k, v := range l.Header {
+	for k, v := range original.Header {
 		if !strings.HasPrefix(k, "Dlq-") && !strings.HasPrefix(k, "Nats-") {
 			h[k] = v
 		}
@@ -136,7 +180,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, seq uint64) error {
 	if err := ledger.Replayed(ctx, js, l.Stage, l.Consumer, l.Header); err != nil {
 		return fmt.Errorf("deadletter: replay %d: %w", seq, err)
 	}
-	msg := &nats.Msg{Subject: subject.Replay(l.Stage, l.Consumer), Header: h, Data: l.Data}
+	msg := &nats.Msg{Subject: subject.Replay(l.Stage, l.Consumer), Header: h, Data: original.Data}
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("deadletter: replay %d: %w", seq, err)
 	}

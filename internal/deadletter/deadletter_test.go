@@ -2,6 +2,7 @@ package deadletter
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -15,11 +16,60 @@ import (
 	"github.com/invoicehub/invoicehub/internal/streams"
 )
 
+// deadLetter stores body as a message of the stream stage's consumers
+// read, then a dead letter of it as the consume adapter writes one.
 func deadLetter(t *testing.T, js jetstream.JetStream, stage, consumer, body string) {
 	t.Helper()
-	h := nats.Header{"ce-id": {body}, consume.HeaderErrorClass: {"http_400"}, consume.HeaderStreamSeq: {"7"}, consume.HeaderStream: {"INVOICES"}}
+	stream, subj := subject.InvoicesStream, "invoices.v1.created.qonto.acme"
+	if stage == "normalizer" {
+		stream, subj = subject.WebhooksStream, "webhooks.qonto.acme"
+	}
+	ack, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: subj, Header: nats.Header{"ce-id": {body}}, Data: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged(t, js, stage, consumer, body, stream, strconv.FormatUint(ack.Sequence, 10), subj)
+}
+
+// forged stores a dead letter as any user that may dead-letter can: its
+// body and reference are whatever it says.
+func forged(t *testing.T, js jetstream.JetStream, stage, consumer, body, stream, seq, subj string) {
+	t.Helper()
+	h := nats.Header{"ce-id": {body}, consume.HeaderErrorClass: {"http_400"}, consume.HeaderStreamSeq: {seq}, consume.HeaderStream: {stream}, consume.HeaderSubject: {subj}}
 	if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: "dlq." + stage + "." + consumer, Header: h, Data: []byte(body)}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReplaySendsTheOriginalNotTheDeadLettersCopy: a dead letter forged
+// with a body of its own republishes the message its reference names,
+// and one whose reference does not resolve is refused and kept.
+func TestReplaySendsTheOriginalNotTheDeadLettersCopy(t *testing.T) {
+	_, js := jstest.Run(t).Connect(t)
+	if err := streams.Ensure(t.Context(), js, streams.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	deadLetter(t, js, "sink", "crm", "genuine")                                                           // INVOICES 1, DLQ 1
+	forged(t, js, "sink", "crm", "forged", subject.InvoicesStream, "1", "invoices.v1.created.qonto.acme") // DLQ 2
+	forged(t, js, "sink", "crm", "forged", subject.InvoicesStream, "99", "invoices.v1.created.qonto.acme")
+	forged(t, js, "sink", "crm", "forged", subject.WebhooksStream, "1", "invoices.v1.created.qonto.acme")
+	forged(t, js, "sink", "crm", "forged", subject.InvoicesStream, "1", "invoices.v1.paid.qonto.acme")
+	forged(t, js, "sink", "crm", "forged", "", "", "")
+	if err := Replay(t.Context(), js, 2); err != nil {
+		t.Fatal(err)
+	}
+	inv, _ := js.Stream(t.Context(), subject.InvoicesStream)
+	m, err := inv.GetLastMsgForSubject(t.Context(), "replay.sink.crm")
+	if err != nil || string(m.Data) != "genuine" || m.Header.Get("ce-id") != "genuine" {
+		t.Fatalf("replayed %q %v, want the original's body", m.Data, err)
+	}
+	for seq := uint64(3); seq <= 6; seq++ {
+		if err := Replay(t.Context(), js, seq); !errors.Is(err, ErrUnresolved) {
+			t.Errorf("dead letter %d: %v, want ErrUnresolved", seq, err)
+		}
+		if _, err := Get(t.Context(), js, seq); err != nil {
+			t.Errorf("dead letter %d was removed: %v", seq, err)
+		}
 	}
 }
 

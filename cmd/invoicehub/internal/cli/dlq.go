@@ -73,8 +73,12 @@ func dlqList(ctx context.Context, js jetstream.JetStream, args []string, env Env
 		if len(reason) > 80 {
 			reason = reason[:80] + "…"
 		}
+		original := terminalSafe(l.Original())
+		if _, err := deadletter.Original(ctx, js, l); errors.Is(err, deadletter.ErrUnresolved) {
+			original += " (does not resolve)"
+		}
 		fmt.Fprintf(w, "%d\t%s\t%s.%s\t%s\t%s\t%s\t%s\n", l.Seq, l.Time.UTC().Format("2006-01-02 15:04:05"), terminalSafe(l.Stage), terminalSafe(l.Consumer),
-			terminalSafe(l.Class()), terminalSafe(l.Attempts()), terminalSafe(l.Original()), terminalSafe(reason))
+			terminalSafe(l.Class()), terminalSafe(l.Attempts()), original, terminalSafe(reason))
 	}
 	fmt.Fprintf(w, "%d dead letters\n", len(letters))
 	return w.Flush()
@@ -89,7 +93,13 @@ func dlqShow(ctx context.Context, js jetstream.JetStream, args []string, env Env
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "dead letter %d of %s.%s, %s\n\n", l.Seq, terminalSafe(l.Stage), terminalSafe(l.Consumer), l.Time.UTC().Format("2006-01-02 15:04:05Z"))
+	fmt.Fprintf(env.Stdout, "dead letter %d of %s.%s, %s\n", l.Seq, terminalSafe(l.Stage), terminalSafe(l.Consumer), l.Time.UTC().Format("2006-01-02 15:04:05Z"))
+	if _, err := deadletter.Original(ctx, js, l); err != nil {
+		fmt.Fprintf(env.Stdout, "its original: %s (replay refuses it)\n", terminalSafe(err.Error()))
+	} else {
+		fmt.Fprintf(env.Stdout, "its original: %s, what replay sends back\n", terminalSafe(l.Original()))
+	}
+	fmt.Fprintln(env.Stdout)
 	names := make([]string, 0, len(l.Header))
 	for k := range l.Header {
 		names = append(names, k)

@@ -11,6 +11,7 @@ import (
 	"github.com/invoicehub/invoicehub/schemas/subject"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/internal/jstest"
@@ -24,6 +25,25 @@ func run(t *testing.T, args ...string) (string, int) {
 	return out.String() + errOut.String(), code
 }
 
+// sinkDeadLetter stores body in INVOICES, then a dead letter of it by
+// sink consumer, as the consume adapter writes one (header adds to its
+// headers).
+func sinkDeadLetter(t *testing.T, js jetstream.JetStream, consumer, body string, header nats.Header) {
+	t.Helper()
+	const subj = "invoices.v1.created.qonto.acme"
+	ack, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: subj, Data: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := nats.Header{consume.HeaderStream: {subject.InvoicesStream}, consume.HeaderStreamSeq: {strconv.FormatUint(ack.Sequence, 10)}, consume.HeaderSubject: {subj}}
+	for k, v := range header {
+		h[k] = v
+	}
+	if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: "dlq.sink." + consumer, Header: h, Data: []byte(body)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestDLQCommands(t *testing.T) {
 	srv := jstest.Run(t)
 	_, js := srv.Connect(t)
@@ -31,10 +51,7 @@ func TestDLQCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []string{"crm", "crm", "archive"} {
-		h := nats.Header{consume.HeaderErrorClass: {"http_400"}, consume.HeaderReason: {"400 from " + c}, consume.HeaderAttempts: {"1"}}
-		if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: "dlq.sink." + c, Header: h, Data: []byte(`{"to":"` + c + `"}`)}); err != nil {
-			t.Fatal(err)
-		}
+		sinkDeadLetter(t, js, c, `{"to":"`+c+`"}`, nats.Header{consume.HeaderErrorClass: {"http_400"}, consume.HeaderReason: {"400 from " + c}, consume.HeaderAttempts: {"1"}})
 	}
 	url := srv.ClientURL()
 	steps := []struct {
@@ -44,7 +61,7 @@ func TestDLQCommands(t *testing.T) {
 	}{
 		{[]string{"dlq", "-nats", url, "ls"}, []string{"3 dead letters", "sink.crm", "http_400", "400 from archive"}, 0},
 		{[]string{"dlq", "-nats", url, "ls", "sink.crm"}, []string{"2 dead letters"}, 0},
-		{[]string{"dlq", "-nats", url, "show", "3"}, []string{"dead letter 3 of sink.archive", "Dlq-Reason: 400 from archive", `{"to":"archive"}`}, 0},
+		{[]string{"dlq", "-nats", url, "show", "3"}, []string{"dead letter 3 of sink.archive", "its original: INVOICES/3 invoices.v1.created.qonto.acme, what replay sends back", "Dlq-Reason: 400 from archive", `{"to":"archive"}`}, 0},
 		{[]string{"dlq", "-nats", url, "show", "9"}, []string{"no such dead letter"}, 1},
 		{[]string{"dlq", "-nats", url, "replay", "1"}, []string{"replayed 1 dead letters"}, 0},
 		{[]string{"dlq", "-nats", url, "replay", "1"}, []string{"replayed 0 dead letters", "1 already replayed or removed"}, 0},
@@ -90,11 +107,8 @@ func TestTwoReplaysAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	const letters = 40
-	for i := range letters {
-		h := nats.Header{consume.HeaderErrorClass: {"http_503"}, consume.HeaderStreamSeq: {strconv.Itoa(i + 1)}}
-		if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: "dlq.sink.crm", Header: h, Data: []byte("{}")}); err != nil {
-			t.Fatal(err)
-		}
+	for range letters {
+		sinkDeadLetter(t, js, "crm", "{}", nats.Header{consume.HeaderErrorClass: {"http_503"}})
 	}
 	outs := make([]string, 2)
 	codes := make([]int, 2)

@@ -83,8 +83,8 @@ func TestTraceAndDeadLettersEscapeWhatTheyPrint(t *testing.T) {
 			t.Fatalf("dlq %v: exit %d\n%s", args, code, out)
 		}
 		controlFree(t, "dlq "+args[0], out)
-		if !strings.Contains(out, `\x1b]0;pwned\x07`) {
-			t.Errorf("dlq %v does not show the escaped reason:\n%s", args, out)
+		if !strings.Contains(out, `\x1b]0;pwned\x07`) || !strings.Contains(out, "not resolve") {
+			t.Errorf("dlq %v does not show the escaped reason and that the reference does not resolve:\n%s", args, out)
 		}
 	}
 }
