@@ -191,15 +191,44 @@ func (s *stateStore) load(ctx context.Context, key string) (*State, uint64, erro
 	if err != nil {
 		return nil, 0, fmt.Errorf("normalizer: load state: %w", err)
 	}
-	var st State
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
-		return nil, 0, fmt.Errorf("normalizer: state %s is corrupt: %w", key, err)
+	st, err := decodeState(key, e.Value())
+	if err != nil {
+		return nil, 0, consume.PermanentClass("corrupt_state", fmt.Errorf("normalizer: state %s: %w", key, err))
 	}
 	if len(st.Applied) == 0 && st.LegacyRawID != "" {
 		st.Applied, st.LegacyRawID = []string{st.LegacyRawID}, ""
 	}
 	s.existing.saw(key)
 	return &st, e.Revision(), nil
+}
+
+// stateMembers are the members a state may have (State's JSON names).
+var stateMembers = map[string]bool{"invoice": true, "sequence": true, "deleted": true, "applied": true, "pending": true, "raw_id": true}
+
+// decodeState reads the value at key as a state, failing closed: a value
+// with a member no state has, or whose invoice is not the key's, is
+// refused, never read as "no state". Anything able to write the key (an
+// acknowledgement stored there, a state copied from another invoice)
+// would otherwise make an older change look new. The caller dead-letters
+// the raw event: an operator repairs the key, then replays it.
+func decodeState(key string, value []byte) (State, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(value, &members); err != nil {
+		return State{}, fmt.Errorf("not a state: %w", err)
+	}
+	for name := range members {
+		if !stateMembers[name] {
+			return State{}, fmt.Errorf("not a state: it has %.40q", name)
+		}
+	}
+	var st State
+	if err := json.Unmarshal(value, &st); err != nil {
+		return State{}, fmt.Errorf("not a state: %w", err)
+	}
+	if st.Invoice.ID == "" || stateKey(st.Invoice.ID) != key {
+		return State{}, fmt.Errorf("not this key's state: it holds invoice %.80q", st.Invoice.ID)
+	}
+	return st, nil
 }
 
 // unseen reports whether key was never seen holding a state here: the

@@ -2,9 +2,11 @@ package normalizer
 
 import (
 	"bytes"
+	"log/slog"
 	"reflect"
 	"testing"
 
+	"github.com/invoicehub/invoicehub/internal/consume"
 	"github.com/invoicehub/invoicehub/schemas"
 )
 
@@ -84,6 +86,47 @@ func TestStateRestIsStateButTheInvoice(t *testing.T) {
 	for i, w := range want {
 		if f := rest.Field(i); f.Name != w.Name || f.Type != w.Type || f.Tag != w.Tag {
 			t.Errorf("stateRest field %d is %s %s %q, State's %s %s %q", i, f.Name, f.Type, f.Tag, w.Name, w.Type, w.Tag)
+		}
+	}
+}
+
+// TestStateFailsClosed: a value at an invoice's key that is not that
+// invoice's state (an acknowledgement stored there through a reply
+// subject, a state copied from another invoice, garbage) is refused as
+// corrupt_state, a permanent class, never read as "no state".
+func TestStateFailsClosed(t *testing.T) {
+	js := newJetStream(t)
+	store, err := openStateStore(t.Context(), js, 1, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := stateKey("inv-1")
+	own, err := schemas.EncodeJSON(State{Invoice: schemas.Invoice{ID: "inv-1"}, Sequence: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := schemas.EncodeJSON(State{Invoice: schemas.Invoice{ID: "inv-2"}, Sequence: 9})
+	for _, tt := range []struct {
+		name  string
+		value string
+		ok    bool
+	}{
+		{"its own state", string(own), true},
+		{"a JetStream acknowledgement", `{"stream":"KV_INVOICE_STATE","seq":7}`, false},
+		{"another invoice's state", string(other), false},
+		{"an empty object", `{}`, false},
+		{"not JSON", `+OK`, false},
+	} {
+		if _, err := store.kv.Put(t.Context(), key, []byte(tt.value)); err != nil {
+			t.Fatal(err)
+		}
+		st, _, err := store.load(t.Context(), key)
+		class, _ := consume.PermanentClassOf(err)
+		switch {
+		case tt.ok && (err != nil || st == nil || st.Sequence != 5):
+			t.Errorf("%s: %+v, %v", tt.name, st, err)
+		case !tt.ok && class != "corrupt_state":
+			t.Errorf("%s: loaded as %+v (err %v), want corrupt_state", tt.name, st, err)
 		}
 	}
 }
