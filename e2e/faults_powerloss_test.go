@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invoicehub/invoicehub/e2e/internal/lossyfs"
+	"github.com/invoicehub/invoicehub/internal/jstest"
 	"github.com/invoicehub/invoicehub/schemas/subject"
 )
 
@@ -48,9 +49,10 @@ import (
 
 const (
 	powerMaxWebhooks = 20000
-	powerRate        = 100 // webhooks per second, offered: what three servers on FUSE in the test process take
-	powerCutAt       = 600 // answered 2xx before the cut
-	powerPauseAt     = 200 // cut while paused: the pause begins here
+	powerRate        = 100                    // webhooks per second, offered: what three servers on FUSE in the test process take
+	powerCutAt       = 600                    // answered 2xx before the cut
+	powerPauseAt     = 200                    // cut while paused: the pause begins here
+	powerPoll        = 200 * time.Millisecond // between two counts: a count reads whole streams
 )
 
 type powerRow struct {
@@ -157,7 +159,7 @@ func startSending(d *driver, prefix string) *powerSender {
 // kept if they never are.
 func (s *powerSender) waitAccepted(t *testing.T, p *pipeline, n int) {
 	t.Helper()
-	if !pollUntil(3*time.Minute, func() bool { return s.accepted() >= n }) {
+	if !jstest.Poll(3*time.Minute, powerPoll, func() bool { return s.accepted() >= n }) {
 		logs := "-"
 		if p != nil {
 			logs = keepLogs(t, p)
@@ -289,7 +291,7 @@ func recordPower(t *testing.T, p *pipeline, js jetstream.JetStream, row powerRow
 	accepted := s.d.acceptedIDs()
 	row.sent, row.accepted = int(s.sent.Load()), len(accepted)
 	var stored map[string]bool
-	pollUntil(30*time.Second, func() bool { stored = storedWebhooks(t, js); return stored != nil })
+	jstest.Poll(30*time.Second, powerPoll, func() bool { stored = storedWebhooks(t, js); return stored != nil })
 	for id := range accepted {
 		if stored[id] {
 			row.present++
@@ -301,7 +303,7 @@ func recordPower(t *testing.T, p *pipeline, js jetstream.JetStream, row powerRow
 		wait = 30 * time.Second // what the default lost may never settle
 	}
 	why := "nothing read yet"
-	caughtUp := pollUntil(wait, func() bool {
+	caughtUp := jstest.Poll(wait, powerPoll, func() bool {
 		why = catchUp(t, js, accepted, stored, fileSink, sqlSink, &row)
 		return why == ""
 	})
@@ -396,20 +398,6 @@ func (p *pipeline) restart(nodes ...*proc) {
 		}
 	}
 	p.waitIngress()
-}
-
-// pollUntil calls done until it returns true (true) or wait passes (false).
-func pollUntil(wait time.Duration, done func() bool) bool {
-	deadline := time.Now().Add(wait)
-	for {
-		if done() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(200 * time.Millisecond) // a polling interval, not a wait for a result
-	}
 }
 
 // reportPower prints the power-loss table.

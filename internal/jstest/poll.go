@@ -10,11 +10,20 @@ import (
 // sleeping.
 func Eventually(t testing.TB, timeout time.Duration, msg string, cond func() bool) {
 	t.Helper()
+	if !Poll(timeout, 10*time.Millisecond, cond) {
+		t.Fatalf("not within %v: %s", timeout, msg)
+	}
+}
+
+// Poll calls cond every interval until it returns true (true) or timeout
+// passes (false): for a wait whose end is counted, not a failure.
+func Poll(timeout, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", timeout, msg)
+			return false
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(every)
 	}
+	return true
 }
