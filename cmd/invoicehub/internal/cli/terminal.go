@@ -17,42 +17,42 @@ import (
 // terminalSafe returns s with every control character, bidi control and
 // invalid byte written as an escape (\n, \x1b, \u202e).
 func terminalSafe(s string) string {
-	if !needsEscape(s) {
-		return s
-	}
 	var b strings.Builder
+	done := 0 // s[:done] is in b
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case unsafeRune(r):
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteString(s[i : i+size])
+		if e := escape(r, size, s[i]); e != "" {
+			b.WriteString(s[done:i])
+			b.WriteString(e)
+			done = i + size
 		}
 		i += size
 	}
+	if done == 0 {
+		return s
+	}
+	b.WriteString(s[done:])
 	return b.String()
 }
 
-func needsEscape(s string) bool {
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if (r == utf8.RuneError && size <= 1) || r < 0x20 || r == 0x7f || unsafeRune(r) {
-			return true
-		}
-		i += size
+// escape is how the rune r (size bytes from first) is shown, or "" when
+// it is shown as itself.
+func escape(r rune, size int, first byte) string {
+	switch {
+	case r == utf8.RuneError && size <= 1:
+		return fmt.Sprintf(`\x%02x`, first)
+	case r == '\n':
+		return `\n`
+	case r == '\t':
+		return `\t`
+	case r == '\r':
+		return `\r`
+	case r < 0x20 || r == 0x7f:
+		return fmt.Sprintf(`\x%02x`, r)
+	case unsafeRune(r):
+		return fmt.Sprintf(`\u%04x`, r)
 	}
-	return false
+	return ""
 }
 
 // unsafeRune reports the C1 controls and the format characters that
