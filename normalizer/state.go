@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -202,8 +204,18 @@ func (s *stateStore) load(ctx context.Context, key string) (*State, uint64, erro
 	return &st, e.Revision(), nil
 }
 
-// stateMembers are the members a state may have (State's JSON names).
-var stateMembers = map[string]bool{"invoice": true, "sequence": true, "deleted": true, "applied": true, "pending": true, "raw_id": true}
+// stateMembers are the members a state may have: State's JSON names, read
+// from its tags.
+var stateMembers = func() map[string]bool {
+	members := map[string]bool{}
+	t := reflect.TypeFor[State]()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" {
+			members[name] = true
+		}
+	}
+	return members
+}()
 
 // decodeState reads the value at key as a state, failing closed: a value
 // with a member no state has, or whose invoice is not the key's, is
