@@ -124,6 +124,23 @@ var consumedStream = map[string]string{"normalizer": subject.WebhooksStream, "si
 // Original reads the message the dead letter refers to from its own
 // stream, or fails with ErrUnresolved saying why.
 func Original(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream.RawStreamMsg, error) {
+	return NewOriginals(js).Of(ctx, l)
+}
+
+// Originals reads the originals of many dead letters (dlq ls), looking
+// each stream up once.
+type Originals struct {
+	js      jetstream.JetStream
+	streams map[string]jetstream.Stream
+}
+
+// NewOriginals reads originals with js.
+func NewOriginals(js jetstream.JetStream) *Originals {
+	return &Originals{js: js, streams: map[string]jetstream.Stream{}}
+}
+
+// Of is Original for l.
+func (o *Originals) Of(ctx context.Context, l Letter) (*jetstream.RawStreamMsg, error) {
 	name, subj := l.Header.Get(consume.HeaderStream), l.Header.Get(consume.HeaderSubject)
 	seq, err := strconv.ParseUint(l.Header.Get(consume.HeaderStreamSeq), 10, 64)
 	switch {
@@ -132,9 +149,13 @@ func Original(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream
 	case name == "" || name != consumedStream[l.Stage]:
 		return nil, fmt.Errorf("%w: stream %q is not what %s reads", ErrUnresolved, name, l.Stage)
 	}
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("deadletter: %w", err)
+	s := o.streams[name]
+	if s == nil {
+		var err error
+		if s, err = o.js.Stream(ctx, name); err != nil {
+			return nil, fmt.Errorf("deadletter: %w", err)
+		}
+		o.streams[name] = s
 	}
 	m, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {

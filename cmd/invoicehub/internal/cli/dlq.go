@@ -68,13 +68,14 @@ func dlqList(ctx context.Context, js jetstream.JetStream, args []string, env Env
 	}
 	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SEQ\tTIME\tCONSUMER\tCLASS\tATTEMPTS\tORIGINAL\tREASON")
+	originals := deadletter.NewOriginals(js)
 	for _, l := range letters {
 		reason := l.Reason()
 		if len(reason) > 80 {
 			reason = reason[:80] + "…"
 		}
 		original := terminalSafe(l.Original())
-		if _, err := deadletter.Original(ctx, js, l); errors.Is(err, deadletter.ErrUnresolved) {
+		if _, err := originals.Of(ctx, l); errors.Is(err, deadletter.ErrUnresolved) {
 			original += " (does not resolve)"
 		}
 		fmt.Fprintf(w, "%d\t%s\t%s.%s\t%s\t%s\t%s\t%s\n", l.Seq, l.Time.UTC().Format("2006-01-02 15:04:05"), terminalSafe(l.Stage), terminalSafe(l.Consumer),
